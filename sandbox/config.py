@@ -1,0 +1,116 @@
+"""One settings object for the sandbox, filled from defaults, QUIMBI_SANDBOX_* and flags.
+
+Every field is one CLI flag (``--<name-with-dashes>``) and one environment variable
+(``QUIMBI_SANDBOX_<NAME>``); flags win over the environment, which wins over defaults.
+The CLI builds its parser from these fields, so the two can't drift apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "QUIMBI_SANDBOX_"
+
+
+class ConfigError(ValueError):
+    """A setting has a value the sandbox cannot use; the message says which and why."""
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError("must be 0..65535")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be >= 1")
+    return value
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("must be true or false")
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return text
+
+    return parse
+
+
+def _option(
+    default: Any, help: str, parse: Callable[[str], Any] = str, metavar: str | None = None
+) -> Any:
+    return field(default=default, metadata={"help": help, "parse": parse, "metavar": metavar})
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = _option("127.0.0.1", "Interface to bind (0.0.0.0 inside a container).")
+    port: int = _option(8080, "Port to listen on.", _port)
+    seed: int = _option(0, "Seed for all generated data; same seed, same bytes.", int, "N")
+    keys: Path | None = _option(
+        None, "YAML file of extra API keys, merged over fixtures/keys.yaml.", Path, "FILE"
+    )
+    max_body_bytes: int = _option(
+        1024 * 1024, "Largest accepted request body in bytes (413 above it).", _positive_int
+    )
+    threads: int = _option(8, "Threads per worker process.", _positive_int)
+    log_level: str = _option("info", "Log level: debug, info, warning, error.")
+    customers: str = _option(
+        "open",
+        "open: any customer id exists (generated); strict: only magic and ingested ones.",
+        _choice("open", "strict"),
+        "MODE",
+    )
+    strict: bool = _option(False, "Reject request fields the contract does not name (422).", _bool)
+
+    @classmethod
+    def option_fields(cls) -> list[dataclasses.Field[Any]]:
+        return list(dataclasses.fields(cls))
+
+    @classmethod
+    def from_sources(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Settings:
+        """Defaults, then ``environ`` (QUIMBI_SANDBOX_*), then ``overrides`` (CLI flags)."""
+        values: dict[str, Any] = {}
+        for option in cls.option_fields():
+            env_name = ENV_PREFIX + option.name.upper()
+            raw = (environ or {}).get(env_name)
+            if raw is not None:
+                values[option.name] = _parse(option, raw, env_name)
+        for name, value in (overrides or {}).items():
+            if value is None:
+                continue
+            option = next(o for o in cls.option_fields() if o.name == name)
+            values[name] = _parse(option, value, "--" + name.replace("_", "-"))
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _parse(option: dataclasses.Field[Any], raw: Any, source: str) -> Any:
+    if not isinstance(raw, str):
+        return raw
+    try:
+        return option.metadata["parse"](raw)
+    except ValueError as exc:
+        raise ConfigError(f"{source}={raw!r}: {exc}") from None

@@ -1,0 +1,183 @@
+"""The one exception tree of the sandbox, rendered as the documented error envelope.
+
+Every non-2xx answer the sandbox gives is one of these, turned into
+``{"error": {"code", "message", "details"}}`` by :func:`envelope`. Pure Python: the
+Flask handler that renders them lives in ``sandbox.app``.
+
+    ApiError (500 INTERNAL_ERROR)
+    ├── MalformedJson            400 MALFORMED_JSON
+    ├── InvalidApiKey            401 INVALID_API_KEY
+    ├── InsufficientPermissions  403 INSUFFICIENT_PERMISSIONS
+    ├── NotFound                 404
+    │   ├── CustomerNotFound     404 CUSTOMER_NOT_FOUND
+    │   ├── EndpointNotFound     404 ENDPOINT_NOT_FOUND
+    │   └── IndustryNotFound     404 INDUSTRY_NOT_FOUND
+    ├── MethodNotAllowed         405 METHOD_NOT_ALLOWED
+    ├── PayloadTooLarge          413 PAYLOAD_TOO_LARGE
+    ├── UnsupportedMediaType     415 UNSUPPORTED_MEDIA_TYPE
+    ├── ValidationFailed         422 VALIDATION_ERROR
+    ├── RateLimitExceeded        429 RATE_LIMIT_EXCEEDED
+    ├── InternalError            500 INTERNAL_ERROR
+    └── ServiceUnavailable       503 SERVICE_UNAVAILABLE
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+
+class ApiError(Exception):
+    status: int = 500
+    code: str = "INTERNAL_ERROR"
+    default_message: str = "An internal error occurred."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.message = message or self.default_message
+        self.details = details
+        self.headers = dict(headers or {})
+        super().__init__(self.message)
+
+
+class MalformedJson(ApiError):
+    status = 400
+    code = "MALFORMED_JSON"
+    default_message = "Request body is not valid JSON."
+
+
+class InvalidApiKey(ApiError):
+    status = 401
+    code = "INVALID_API_KEY"
+    default_message = "Missing or invalid API key. Send it in the X-API-Key header."
+
+
+class InsufficientPermissions(ApiError):
+    status = 403
+    code = "INSUFFICIENT_PERMISSIONS"
+    default_message = "This API key lacks the permission this endpoint requires."
+
+
+class NotFound(ApiError):
+    status = 404
+    code = "ENDPOINT_NOT_FOUND"
+    default_message = "Not found."
+
+
+class CustomerNotFound(NotFound):
+    code = "CUSTOMER_NOT_FOUND"
+
+    def __init__(self, customer_id: str) -> None:
+        super().__init__(
+            f"Customer '{customer_id}' not found.", details={"customer_id": customer_id}
+        )
+
+
+class EndpointNotFound(NotFound):
+    code = "ENDPOINT_NOT_FOUND"
+
+    def __init__(self, method: str, path: str) -> None:
+        super().__init__(f"No endpoint {method} {path}.", details={"method": method, "path": path})
+
+
+class IndustryNotFound(NotFound):
+    code = "INDUSTRY_NOT_FOUND"
+
+    def __init__(self, industry: str, supported: Iterable[str]) -> None:
+        super().__init__(
+            f"No benchmarks for industry '{industry}'.",
+            details={"industry": industry, "supported": sorted(supported)},
+        )
+
+
+class MethodNotAllowed(ApiError):
+    status = 405
+    code = "METHOD_NOT_ALLOWED"
+
+    def __init__(self, method: str, path: str, allowed: Iterable[str]) -> None:
+        allow = sorted(set(allowed))
+        super().__init__(
+            f"Method {method} is not allowed on {path}. Allowed: {', '.join(allow)}.",
+            details={"allowed": allow},
+            headers={"Allow": ", ".join(allow)},
+        )
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+    code = "PAYLOAD_TOO_LARGE"
+
+    def __init__(self, limit_bytes: int) -> None:
+        super().__init__(
+            f"Request body exceeds the limit of {limit_bytes} bytes.",
+            details={"limit_bytes": limit_bytes},
+        )
+
+
+class UnsupportedMediaType(ApiError):
+    status = 415
+    code = "UNSUPPORTED_MEDIA_TYPE"
+
+    def __init__(self, content_type: str | None) -> None:
+        super().__init__(
+            "Request body must be sent with Content-Type: application/json.",
+            details={"content_type": content_type or None},
+        )
+
+
+class ValidationFailed(ApiError):
+    status = 422
+    code = "VALIDATION_ERROR"
+
+    def __init__(self, errors: list[dict[str, str]], message: str | None = None) -> None:
+        first = errors[0] if errors else {"path": "", "message": "invalid"}
+        summary = message or (
+            f"Request body failed validation: {first['message']}"
+            f" (at '{first['path'] or '/'}')"
+            + (f" and {len(errors) - 1} more problem(s)." if len(errors) > 1 else ".")
+        )
+        super().__init__(summary, details={"errors": errors})
+
+
+class RateLimitExceeded(ApiError):
+    status = 429
+    code = "RATE_LIMIT_EXCEEDED"
+
+    def __init__(self, retry_after: int, headers: dict[str, str] | None = None) -> None:
+        merged = {**(headers or {}), "Retry-After": str(retry_after)}
+        super().__init__(
+            f"Rate limit exceeded. Retry after {retry_after} seconds.",
+            details={"retry_after_seconds": retry_after},
+            headers=merged,
+        )
+
+
+class InternalError(ApiError):
+    status = 500
+    code = "INTERNAL_ERROR"
+
+
+class ServiceUnavailable(ApiError):
+    status = 503
+    code = "SERVICE_UNAVAILABLE"
+    default_message = "The service is temporarily unavailable. Retry with exponential backoff."
+
+    def __init__(self, message: str | None = None, retry_after: int = 1) -> None:
+        super().__init__(
+            message,
+            details={"retry_after_seconds": retry_after},
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
+def envelope(error: ApiError) -> dict[str, Any]:
+    """The documented body for ``error``; ``details`` only when there are any."""
+    body: dict[str, Any] = {"code": error.code, "message": error.message}
+    if error.details is not None:
+        body["details"] = error.details
+    return {"error": body}

@@ -1,0 +1,51 @@
+"""Serve the app on gunicorn (threaded workers); see ARCHITECTURE.md for why gunicorn."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+from sandbox.config import Settings
+
+
+class _Gunicorn(BaseApplication):
+    def __init__(self, app: Flask, options: dict[str, Any]) -> None:
+        self._app = app
+        self._options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for name, value in self._options.items():
+            if name in self.cfg.settings:  # newer gunicorns know more settings
+                self.cfg.set(name, value)
+
+    def load(self) -> Flask:
+        return self._app
+
+
+def gunicorn_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "bind": f"{settings.host}:{settings.port}",
+        # One process: the in-memory store lives in it. Threads serve concurrent clients
+        # and keep connections alive, which sync workers would not.
+        "workers": 1,
+        "worker_class": "gthread",
+        "threads": settings.threads,
+        "keepalive": 5,
+        "graceful_timeout": 5,
+        "timeout": 0,
+        "loglevel": settings.log_level,
+        "errorlog": "-",
+        "accesslog": None,
+        "proc_name": "quimbi-sandbox",
+        # gunicorn's runtime control socket sits at one fixed path per user, so two
+        # sandboxes on one machine would fight over it; nothing here needs it.
+        "control_socket_disable": True,
+    }
+
+
+def serve(app: Flask, settings: Settings) -> None:
+    """Run until SIGINT/SIGTERM; gunicorn's arbiter stops the worker gracefully."""
+    _Gunicorn(app, gunicorn_options(settings)).run()

@@ -1,0 +1,198 @@
+"""The contract: ``openapi.yaml`` loaded and compiled once, then only looked up.
+
+Owns request and response validation against the spec. Must not import Flask: the
+contract kit and the tests use it without a server.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator, FormatChecker
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from sandbox.resources import contract_path
+
+_SPEC_URI = "urn:quimbi:openapi"
+_HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
+_MAX_MESSAGE = 240
+
+# RFC 3339, which is what OpenAPI's `date-time` means; fromisoformat alone also takes
+# dates without times and timestamps without an offset, which the contract does not.
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+FORMAT_CHECKER = FormatChecker(formats=())
+
+
+@FORMAT_CHECKER.checks("date-time", raises=ValueError)
+def _is_date_time(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    if not _RFC3339.match(value):
+        raise ValueError("not an RFC 3339 date-time (e.g. 2024-01-15T10:30:00Z)")
+    # Python's parser takes at most 6 fractional digits; nanoseconds are still valid.
+    trimmed = re.sub(r"(\.\d{6})\d+", r"\1", value.upper())
+    datetime.fromisoformat(trimmed)
+    return True
+
+
+@FORMAT_CHECKER.checks("date", raises=ValueError)
+def _is_date(value: object) -> bool:
+    if isinstance(value, str):
+        date.fromisoformat(value)
+    return True
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One way a JSON document breaks its schema: where (JSON pointer) and why."""
+
+    path: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"path": self.path, "message": self.message}
+
+
+@dataclass
+class Operation:
+    operation_id: str
+    method: str
+    path: str
+    request_validator: Draft202012Validator | None
+    response_validators: dict[str, Draft202012Validator] = field(default_factory=dict)
+    strict_request_validator: Draft202012Validator | None = None
+
+    def response_validator(self, status: int) -> Draft202012Validator | None:
+        return (
+            self.response_validators.get(str(status))
+            or self.response_validators.get(f"{str(status)[0]}XX")
+            or self.response_validators.get("default")
+        )
+
+
+def json_pointer(parts: Any) -> str:
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in parts)
+
+
+def _problems(validator: Draft202012Validator, instance: Any) -> list[Problem]:
+    found = set()
+    for error in validator.iter_errors(instance):
+        path = json_pointer(error.absolute_path)
+        if error.validator == "required" and isinstance(error.instance, dict):
+            for name in error.validator_value:
+                if name not in error.instance:
+                    found.add(Problem(f"{path}/{name}", f"'{name}' is a required property"))
+            continue
+        message = error.message
+        if len(message) > _MAX_MESSAGE:
+            message = message[: _MAX_MESSAGE - 3] + "..."
+        found.add(Problem(path, message))
+    return sorted(found, key=lambda p: (p.path, p.message))
+
+
+def _forbid_unknown_properties(schema: Any) -> Any:
+    """A copy of ``schema`` where objects with declared properties accept no others."""
+    if isinstance(schema, list):
+        return [_forbid_unknown_properties(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    copied = {key: _forbid_unknown_properties(value) for key, value in schema.items()}
+    if "properties" in copied and "additionalProperties" not in copied:
+        copied["additionalProperties"] = False
+    return copied
+
+
+class Contract:
+    """The parsed spec with one compiled validator per request and response schema."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+        registry = Registry().with_resource(
+            _SPEC_URI, Resource.from_contents(document, default_specification=DRAFT202012)
+        )
+        strict_document = _forbid_unknown_properties(document)
+        strict_registry = Registry().with_resource(
+            _SPEC_URI,
+            Resource.from_contents(strict_document, default_specification=DRAFT202012),
+        )
+        self.operations: dict[str, Operation] = {}
+        for path, item in document.get("paths", {}).items():
+            for method in _HTTP_METHODS:
+                spec_op = item.get(method)
+                if spec_op is None:
+                    continue
+                op_id = spec_op["operationId"]
+                pointer = json_pointer(["paths", path, method])
+                operation = Operation(op_id, method.upper(), path, None)
+                if "requestBody" in spec_op:
+                    schema_ref = f"{pointer}/requestBody/content/application~1json/schema"
+                    operation.request_validator = self._validator(schema_ref, registry)
+                    operation.strict_request_validator = self._validator(
+                        schema_ref, strict_registry
+                    )
+                for status, response in spec_op.get("responses", {}).items():
+                    if "$ref" in response:
+                        ref = response["$ref"].removeprefix("#")
+                        response = self.resolve(response["$ref"])
+                    else:
+                        ref = f"{pointer}/responses/{status}"
+                    if "application/json" in response.get("content", {}):
+                        self_ref = f"{ref}/content/application~1json/schema"
+                        operation.response_validators[str(status)] = self._validator(
+                            self_ref, registry
+                        )
+                self.operations[op_id] = operation
+
+    @staticmethod
+    def _validator(pointer: str, registry: Registry) -> Draft202012Validator:
+        return Draft202012Validator(
+            {"$ref": f"{_SPEC_URI}#{pointer}"},
+            registry=registry,
+            format_checker=FORMAT_CHECKER,
+        )
+
+    def resolve(self, ref: str) -> Any:
+        node: Any = self.document
+        for part in ref.removeprefix("#/").split("/"):
+            node = node[part.replace("~1", "/").replace("~0", "~")]
+        return node
+
+    def operation(self, operation_id: str) -> Operation:
+        return self.operations[operation_id]
+
+    def validate_request(
+        self, operation_id: str, body: Any, *, strict: bool = False
+    ) -> list[Problem]:
+        operation = self.operations[operation_id]
+        validator = operation.strict_request_validator if strict else operation.request_validator
+        if validator is None:
+            return []
+        return _problems(validator, body)
+
+    def unknown_request_fields(self, operation_id: str, body: Any) -> list[Problem]:
+        """Fields the contract does not name: tolerated, but worth telling a client about."""
+        operation = self.operations[operation_id]
+        if operation.strict_request_validator is None:
+            return []
+        return [
+            problem
+            for problem in _problems(operation.strict_request_validator, body)
+            if "Additional properties are not allowed" in problem.message
+        ]
+
+    def validate_response(self, operation_id: str, status: int, body: Any) -> list[Problem]:
+        validator = self.operations[operation_id].response_validator(status)
+        if validator is None:
+            return [Problem("", f"status {status} is not documented for {operation_id}")]
+        return _problems(validator, body)
+
+
+def load_contract(path: Path | None = None) -> Contract:
+    with open(path or contract_path(), encoding="utf-8") as handle:
+        return Contract(yaml.safe_load(handle))
