@@ -6,6 +6,7 @@ files and integrators' snapshots depend on those names staying put.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -75,7 +76,8 @@ def catalogue(seed: int) -> tuple[Product, ...]:
     for category, nouns, (low, high) in _CATEGORIES:
         for noun_index, noun in enumerate(nouns):
             for variant in range(3):
-                colour = fake.color_name()
+                # Faker gives CSS names ("YellowGreen"); shops write "Yellow Green".
+                colour = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", fake.color_name())
                 price = fake.random_int(low, high)
                 # Shop prices end in .99 or .49, as real ones do.
                 price = price - price % 50 + (49 if fake.boolean() else 99) - 50

@@ -27,9 +27,9 @@ _TOPICS: tuple[tuple[str, tuple[str, ...], str], ...] = (
 )
 
 _GREETINGS = {
-    "empathetic": "Hi {name},",
-    "professional": "Dear {name},",
-    "casual": "Hey {name}!",
+    "empathetic": "Hi there,",
+    "professional": "Dear customer,",
+    "casual": "Hey there!",
 }
 _SIGN_OFFS = {
     "empathetic": "Warm wishes,\nThe Customer Care Team",
@@ -120,54 +120,114 @@ def _metric(profile: dict[str, Any], name: str) -> Any:
     return metrics.get(name)
 
 
-def _personal_lines(profile: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """Sentences adapted to the profile, and the adaptation each one records."""
+def _personal_lines(profile: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """Sentences adapted to the profile, each with the adaptations it records.
+
+    Every adaptation names the profile field (and value) that caused it, so a client
+    can trace it back to what it sent.
+    """
     segs = _segments(profile)
-    lines: list[str] = []
-    applied: list[str] = []
+    lines: list[tuple[str, list[str]]] = []
     if segs.get("shopping_maturity") == "new":
-        lines.append("If you are just getting started, our beginner guide explains every step.")
-        applied.append("Adjusted for beginner (shopping_maturity: new)")
-        applied.append("Avoided jargon")
+        lines.append(
+            (
+                "If you are just getting started, our beginner guide explains every step.",
+                [
+                    "Adjusted for beginner (shopping_maturity: new)",
+                    "Avoided jargon (shopping_maturity: new)",
+                ],
+            )
+        )
     if segs.get("price_sensitivity") == "deal_hunter":
-        lines.append("As a thank-you, there is a member discount waiting in your account.")
-        applied.append("Mentioned value offer (price_sensitivity: deal_hunter)")
+        lines.append(
+            (
+                "As a thank-you, there is a member discount waiting in your account.",
+                ["Mentioned value offer (price_sensitivity: deal_hunter)"],
+            )
+        )
     if segs.get("purchase_value") == "premium":
-        lines.append("As one of our most valued customers, you have priority support with us.")
-        applied.append("Acknowledged high value (purchase_value: premium)")
+        lines.append(
+            (
+                "As one of our most valued customers, you have priority support with us.",
+                ["Acknowledged high value (purchase_value: premium)"],
+            )
+        )
+    frequency = segs.get("purchase_frequency")
+    if frequency in {"power_buyer", "frequent"}:
+        lines.append(
+            (
+                "You know our shop well, so we will skip the basics.",
+                [f"Skipped basics for a regular (purchase_frequency: {frequency})"],
+            )
+        )
     if segs.get("return_behavior") == "frequent_returner":
-        lines.append("We double-checked colour and size details so everything arrives right.")
-        applied.append("Reassured on quality (return_behavior: frequent_returner)")
+        lines.append(
+            (
+                "We double-checked colour and size details so everything arrives right.",
+                ["Reassured on quality (return_behavior: frequent_returner)"],
+            )
+        )
+    if segs.get("shopping_cadence") == "lapsed":
+        lines.append(
+            (
+                "It has been a little while since your last order, and we have missed you.",
+                ["Acknowledged time away (shopping_cadence: lapsed)"],
+            )
+        )
     churn = _metric(profile, "churn_risk")
     if isinstance(churn, int | float) and not isinstance(churn, bool) and churn >= 0.6:
-        lines.append("Your loyalty means a lot to us, and we want to make this right.")
-        applied.append(f"Emphasised retention (churn_risk: {churn})")
-    return lines, applied
+        lines.append(
+            (
+                "Your loyalty means a lot to us, and we want to make this right.",
+                [f"Emphasised retention (churn_risk: {churn})"],
+            )
+        )
+    return lines
 
 
-def _name(profile: dict[str, Any]) -> str:
-    return "there"
+def _render(channel: str, tone: str, sentences: list[str]) -> str:
+    greeting = _GREETINGS[tone]
+    if channel == "email":
+        return "\n\n".join([greeting, " ".join(sentences), _SIGN_OFFS[tone]])
+    if channel == "phone_script":
+        turns = [f"AGENT: {greeting} {sentences[0]}", "[PAUSE - let the customer respond]"]
+        turns += [f"AGENT: {sentence}" for sentence in sentences[1:]]
+        return "\n".join(turns)
+    return "\n".join(sentences)  # chat: one short turn per line
 
 
-def _fit_words(sentences: list[str], length: str) -> list[str]:
+def _word_count(text: str) -> int:
+    return len(text.split())
+
+
+def _render_within_band(channel: str, tone: str, core: list[str], length: str) -> str:
+    """Render, then drop or pad sentences until the whole message is inside the band."""
     low, high = LENGTH_WORDS[length]
-    chosen: list[str] = []
-    count = 0
-    pool = sentences + _PADDING
-    for sentence in pool:
-        words = len(sentence.split())
-        if count + words > high - 12:  # leave room for greeting and sign-off
+    sentences = list(core)
+    while len(sentences) > 1 and _word_count(_render(channel, tone, sentences)) > high:
+        sentences.pop()
+    padding = iter(_PADDING)
+    while _word_count(_render(channel, tone, sentences)) < low:
+        candidate = [*sentences, next(padding)]
+        if _word_count(_render(channel, tone, candidate)) > high:
             break
-        chosen.append(sentence)
-        count += words
-        if count >= low and length == "short":
-            break
-    padding = iter(_PADDING * 3)
-    while count < low:
-        sentence = next(padding)
-        chosen.append(sentence)
-        count += len(sentence.split())
-    return chosen
+        sentences = candidate
+    return _render(channel, tone, sentences)
+
+
+def _sms(opener: str, goal_line: str, personal: list[str]) -> str:
+    """The richest combination that fits one SMS: personal touch first, then the goal."""
+    candidates = [
+        [opener, *personal[:1], goal_line],
+        [opener, *personal[:1]],
+        [opener, goal_line],
+        [opener],
+    ]
+    for parts in candidates:
+        text = " ".join(parts)
+        if len(text) <= SMS_LIMIT:
+            return text
+    return opener[: SMS_LIMIT - 1].rsplit(" ", 1)[0] + "…"
 
 
 def generate_message(profile: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
@@ -175,45 +235,32 @@ def generate_message(profile: dict[str, Any], context: dict[str, Any]) -> dict[s
     constraints = context.get("constraints") or {}
     tone = constraints.get("tone", "professional")
     length = constraints.get("length", "medium")
-    topic_name, topic = _topic(context.get("conversation") or [])
-    personal, applied = _personal_lines(profile)
+    _, topic = _topic(context.get("conversation") or [])
+    adapted = _personal_lines(profile)
+    personal = [sentence for sentence, _ in adapted]
     opener = _OPENERS[tone].format(topic=topic)
     goal_lines = _GOAL_LINES[goal]
-    applied.append(f"Tone: {tone}")
-    if topic_name != "general":
-        applied.append(f"Answered the customer's last message (topic: {topic_name})")
-
     if channel == "sms":
-        text = f"{opener} {goal_lines[0]}"
-        if personal:
-            text += " " + personal[0]
-        if len(text) > SMS_LIMIT:
-            text = text[: SMS_LIMIT - 1].rsplit(" ", 1)[0] + "…"
-        applied.append("Kept within one SMS (160 characters)")
-        return {
-            "message": text,
-            "tone": tone,
-            "channel": channel,
-            "personalization_applied": applied,
-        }
-
-    body_count = {"short": 1, "medium": 3, "long": 5}[length]
-    sentences = _fit_words([opener, *personal, *goal_lines[:body_count]], length)
-    name = _name(profile)
-    if channel == "email":
-        text = "\n\n".join(
-            [_GREETINGS[tone].format(name=name), " ".join(sentences), _SIGN_OFFS[tone]]
-        )
-    elif channel == "phone_script":
-        turns = [f"AGENT: {_GREETINGS[tone].format(name=name)} {sentences[0]}"]
-        turns += [f"AGENT: {sentence}" for sentence in sentences[1:]]
-        turns.insert(1, "[PAUSE - let the customer respond]")
-        text = "\n".join(turns)
-        applied.append("Formatted as a phone script with speaker cues")
-    else:  # chat: short turns
-        text = "\n".join(sentences)
-        applied.append("Split into short chat turns")
-    return {"message": text, "tone": tone, "channel": channel, "personalization_applied": applied}
+        text = _sms(opener, goal_lines[0], personal)
+    else:
+        if length == "short":
+            core = [opener, goal_lines[0], *personal[:1]]
+        else:
+            body_count = 3 if length == "medium" else 5
+            core = [opener, *personal, *goal_lines[:body_count]]
+        text = _render_within_band(channel, tone, core, length)
+    return {
+        "message": text,
+        "tone": tone,
+        "channel": channel,
+        # Only what made it into the message: length limits may drop a sentence.
+        "personalization_applied": [
+            adaptation
+            for sentence, adaptations in adapted
+            if sentence in text
+            for adaptation in adaptations
+        ],
+    }
 
 
 _TICKET_RULES: tuple[tuple[tuple[str, ...], str, str], ...] = (
@@ -315,6 +362,9 @@ def recommend_actions(
         warnings.append(f"Revenue at risk: ${revenue_at_risk:,.2f}")
     if ltv >= 1000:
         talking.insert(0, "Recognise them as a valued long-time customer")
-    for priority, action in enumerate(actions, start=1):
-        action["priority"] = priority
-    return {"actions": actions, "warnings": warnings, "talking_points": talking}
+    numbered = [
+        {"action": a["action"], "priority": priority, "reasoning": a["reasoning"]}
+        | ({"estimated_impact": a["estimated_impact"]} if "estimated_impact" in a else {})
+        for priority, a in enumerate(actions, start=1)
+    ]
+    return {"actions": numbered, "warnings": warnings, "talking_points": talking}
