@@ -92,7 +92,12 @@ def test_intelligence_endpoints_agree(model, customer_id, tenant, horizon):
     assert year["forecasted_ltv"] == analysis["predictions"]["ltv_12mo"]
     assert year["current_ltv"] == metrics["lifetime_value"]
     shorter, longer = model.ltv_forecast(history, horizon), model.ltv_forecast(history, horizon + 1)
-    assert longer["forecasted_ltv"] > shorter["forecasted_ltv"]
+    # Grows with the horizon; for customers about to churn a month more can add under a cent.
+    assert longer["forecasted_ltv"] >= shorter["forecasted_ltv"]
+    assert (
+        model.ltv_forecast(history, 36)["forecasted_ltv"]
+        > model.ltv_forecast(history, 1)["forecasted_ltv"]
+    )
     for forecast in (shorter, longer, year):
         interval = forecast["confidence_interval"]
         assert interval["lower"] <= forecast["forecasted_ltv"] <= interval["upper"]
