@@ -6,18 +6,22 @@ The contract, keys, fixtures and customer model are loaded here once and hung on
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from sandbox.api import data, generation, insights, intelligence
 from sandbox.api.pipeline import REGISTERED, json_response
-from sandbox.auth import KeyRing, load_keyring
-from sandbox.clock import Clock
-from sandbox.config import Settings
+from sandbox.auth import KeyRing, load_keyring, redact
+from sandbox.clock import Clock, iso, parse_timestamp
+from sandbox.config import ConfigError, Settings
 from sandbox.control import blueprint as control_blueprint
 from sandbox.errors import (
     ApiError,
@@ -28,11 +32,13 @@ from sandbox.errors import (
     PayloadTooLarge,
     envelope,
 )
+from sandbox.journal import Journal, verdict
 from sandbox.personas.insights import load_benchmarks
 from sandbox.personas.model import CustomerModel, load_magic_customers
 from sandbox.platform import Platform
 from sandbox.resources import fixtures_dir
 from sandbox.spec import Contract, load_contract
+from sandbox.store.base import Store
 from sandbox.store.memory import MemoryStore
 
 log = logging.getLogger("sandbox")
@@ -46,6 +52,41 @@ class Sandbox:
     contract: Contract
     keyring: KeyRing
     platform: Platform
+    store: Store
+    journal: Journal
+
+    def reset(self, tenant: str | None = None) -> None:
+        """Forget ingested data (one tenant or all); all also resets clock and journal."""
+        self.store.reset(tenant)
+        if tenant is None:
+            self.platform.clock.reset()
+
+
+def open_store(url: str) -> Store:
+    if url == "memory":
+        return MemoryStore()
+    from sandbox.store.redis import RedisStore  # only needed for shared state
+
+    store = RedisStore(url)
+    try:
+        store.ping()
+    except Exception as exc:  # redis raises several connection error types
+        raise ConfigError(f"--store {url}: cannot reach Redis ({exc})") from None
+    return store
+
+
+def load_state_file(sandbox: Sandbox, path: Path) -> None:
+    from sandbox.control.state import STATE_SCHEMA
+
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"--state {path}: cannot read JSON ({exc})") from None
+    problems = sandbox.contract.problems(sandbox.contract.validator_for(STATE_SCHEMA), document)
+    if problems:
+        listed = "; ".join(f"{p.path or '/'}: {p.message}" for p in problems[:5])
+        raise ConfigError(f"--state {path}: not a sandbox state document: {listed}")
+    sandbox.platform.import_state(document)
 
 
 def build_sandbox(settings: Settings) -> Sandbox:
@@ -57,14 +98,25 @@ def build_sandbox(settings: Settings) -> Sandbox:
         load_magic_customers(fixtures / "customers.yaml"),
         customers=settings.customers,
     )
+    store = open_store(settings.store)
+    clock = Clock(
+        parse_timestamp(settings.now) if settings.now else None,
+        load=lambda: store.get_value("clock"),
+        save=lambda state: store.set_value("clock", state),
+    )
     platform = Platform(
         model=model,
-        store=MemoryStore(),
-        clock=Clock(),
+        store=store,
+        clock=clock,
         benchmarks=load_benchmarks(fixtures / "benchmarks.yaml"),
         tenant_industries={name: t.industry for name, t in keyring.tenants.items()},
     )
-    return Sandbox(settings, contract, keyring, platform)
+    sandbox = Sandbox(
+        settings, contract, keyring, platform, store, Journal(store, settings.journal_size)
+    )
+    if settings.state is not None:
+        load_state_file(sandbox, settings.state)
+    return sandbox
 
 
 def _check_routes_match_contract(app: Flask, contract: Contract) -> None:
@@ -83,6 +135,7 @@ def _check_routes_match_contract(app: Flask, contract: Contract) -> None:
 
 
 def _render(error: ApiError):
+    g.error = error
     return json_response(envelope(error), error.status, error.headers)
 
 
@@ -108,6 +161,49 @@ def _unexpected(exc: Exception):
     return _render(InternalError())
 
 
+_UNJOURNALED = ("/_sandbox/", "/docs", "/openapi.")
+
+
+def _start_timer() -> None:
+    g.started = time.perf_counter()
+
+
+def _journal(response: Response) -> Response:
+    if request.path.startswith(_UNJOURNALED):
+        return response
+    sandbox: Sandbox = current_app.extensions["quimbi"]
+    error: ApiError | None = g.get("error")
+    api_key = g.get("api_key")
+    fault = g.get("fault_injected")
+    outcome, problems = verdict(
+        error.code if error else None,
+        error.message if error else None,
+        (error.details or {}).get("errors", []) if error else [],
+        g.get("warnings") or [],
+        key_sent="X-API-Key" in request.headers,
+        fault_injected=fault,
+    )
+    sandbox.journal.record(
+        {
+            "time": iso(datetime.now(UTC)),
+            "method": request.method,
+            "path": request.path,
+            "operation_id": g.get("operation_id"),
+            "tenant": api_key.tenant if api_key else None,
+            "api_key": redact(request.headers.get("X-API-Key")),
+            "status": response.status_code,
+            "error_code": error.code if error else None,
+            "duration_ms": round(
+                (time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2
+            ),
+            "fault_injected": fault,
+            "verdict": outcome,
+            "problems": problems,
+        }
+    )
+    return response
+
+
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     settings = (
         (settings or Settings()).replace(**overrides) if overrides else (settings or Settings())
@@ -123,5 +219,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.register_error_handler(ApiError, _render)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
+    app.before_request(_start_timer)
+    app.after_request(_journal)
     _check_routes_match_contract(app, sandbox.contract)
     return app

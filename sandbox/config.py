@@ -43,6 +43,22 @@ def _bool(text: str) -> bool:
     raise ValueError("must be true or false")
 
 
+def _timestamp(text: str) -> str:
+    from sandbox.clock import parse_timestamp
+
+    try:
+        parse_timestamp(text)
+    except ValueError:
+        raise ValueError("must be an RFC 3339 time such as 2024-01-15T10:30:00Z") from None
+    return text
+
+
+def _store_url(text: str) -> str:
+    if text == "memory" or text.startswith(("redis://", "rediss://", "unix://")):
+        return text
+    raise ValueError("must be memory or a redis:// URL")
+
+
 def _choice(*choices: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if text not in choices:
@@ -77,6 +93,39 @@ class Settings:
         _choice("open", "strict"),
         "MODE",
     )
+    now: str | None = _option(
+        None,
+        "Freeze the test clock at this RFC 3339 time (default: real time).",
+        _timestamp,
+        "TIME",
+    )
+    store: str = _option(
+        "memory",
+        "Where state lives: memory, or redis://host:6379/0 to share it between processes.",
+        _store_url,
+        "URL",
+    )
+    workers: int = _option(
+        1, "Server worker processes (more than 1 needs a redis store).", _positive_int
+    )
+    state: Path | None = _option(
+        None,
+        "JSON file of state to load at start (as GET /_sandbox/state exports).",
+        Path,
+        "FILE",
+    )
+    journal_size: int = _option(
+        1000, "How many requests GET /_sandbox/requests keeps.", _positive_int, "N"
+    )
+    admin_token: str | None = _option(
+        None,
+        "Require 'Authorization: Bearer TOKEN' on /_sandbox/* (except health).",
+        str,
+        "TOKEN",
+    )
+    control: bool = _option(
+        True, "Serve the /_sandbox/* control API (--no-control keeps only health).", _bool
+    )
     strict: bool = _option(False, "Reject request fields the contract does not name (422).", _bool)
 
     @classmethod
@@ -102,6 +151,13 @@ class Settings:
             option = next(o for o in cls.option_fields() if o.name == name)
             values[name] = _parse(option, value, "--" + name.replace("_", "-"))
         return cls(**values)
+
+    def __post_init__(self) -> None:
+        if self.workers > 1 and self.store == "memory":
+            raise ConfigError(
+                "--workers > 1 needs a shared store: add --store redis://HOST:6379/0 "
+                "(each worker would otherwise keep its own state)"
+            )
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

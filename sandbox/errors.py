@@ -7,6 +7,7 @@ Flask handler that renders them lives in ``sandbox.app``.
     ApiError (500 INTERNAL_ERROR)
     ├── MalformedJson            400 MALFORMED_JSON
     ├── InvalidApiKey            401 INVALID_API_KEY
+    ├── InvalidAdminToken        401 INVALID_ADMIN_TOKEN   (/_sandbox/* only)
     ├── InsufficientPermissions  403 INSUFFICIENT_PERMISSIONS
     ├── NotFound                 404
     │   ├── CustomerNotFound     404 CUSTOMER_NOT_FOUND
@@ -55,6 +56,14 @@ class InvalidApiKey(ApiError):
     status = 401
     code = "INVALID_API_KEY"
     default_message = "Missing or invalid API key. Send it in the X-API-Key header."
+
+
+class InvalidAdminToken(ApiError):
+    status = 401
+    code = "INVALID_ADMIN_TOKEN"
+    default_message = (
+        "This sandbox requires 'Authorization: Bearer <admin token>' on its control API."
+    )
 
 
 class InsufficientPermissions(ApiError):

@@ -8,14 +8,20 @@ contract, so only what the schema cannot say is checked here.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from sandbox.clock import Clock, days_between, parse_timestamp
+from sandbox.clock import Clock, days_between, iso, parse_timestamp
+from sandbox.errors import ValidationFailed
 from sandbox.personas import generation, insights
 from sandbox.personas.history import History, InteractionFact, OrderFact, OrderItem
 from sandbox.personas.model import CustomerModel
-from sandbox.store.memory import MemoryStore
+from sandbox.store.base import Store
+
+STATE_FORMAT = "quimbi-sandbox-state/1"
+# An ingested order dated further ahead than this is a client bug, not a pre-order.
+FUTURE_TOLERANCE = timedelta(days=1)
 
 
 def cents(amount: float | int) -> int:
@@ -43,6 +49,26 @@ def normalise_order(order: dict[str, Any], customer_id: str) -> dict[str, Any]:
     }
 
 
+def order_as_api(order: dict[str, Any]) -> dict[str, Any]:
+    """A stored order back in the shape ingest_orders takes."""
+    return {
+        "customer_id": order["customer_id"],
+        "order_id": order["order_id"],
+        "order_date": order["order_date"],
+        "total_price": order["total_cents"] / 100,
+        "items": [
+            {
+                "product_id": item["product_id"],
+                "product_name": item["product_name"],
+                "category": item["category"],
+                "quantity": item["quantity"],
+                "price": item["price_cents"] / 100,
+            }
+            for item in order["items"]
+        ],
+    }
+
+
 def normalise_interaction(
     interaction: dict[str, Any], customer_id: str, type_field: str
 ) -> dict[str, Any]:
@@ -59,7 +85,7 @@ class Platform:
     def __init__(
         self,
         model: CustomerModel,
-        store: MemoryStore,
+        store: Store,
         clock: Clock,
         benchmarks: dict[str, dict[str, Any]],
         tenant_industries: dict[str, str],
@@ -100,7 +126,7 @@ class Platform:
     ) -> History:
         base = self.model.history(
             tenant, customer_id, known=self.store.is_known(tenant, customer_id)
-        )
+        ).aged(self.clock.elapsed_days())
         orders = list(self.store.orders_for(tenant, customer_id))
         interactions = list(self.store.interactions_for(tenant, customer_id))
         if context:
@@ -132,7 +158,23 @@ class Platform:
             body["customer_profile"], body["scenario"], body.get("context") or {}
         )
 
+    def _reject_future(self, items: list[dict[str, Any]], field: str, collection: str) -> None:
+        """All-or-nothing: one item dated in the future rejects the whole batch."""
+        latest = self.clock.now() + FUTURE_TOLERANCE
+        problems = [
+            {
+                "path": f"/{collection}/{index}/{field}",
+                "message": f"{item[field]} is in the future (sandbox now is "
+                f"{iso(self.clock.now())})",
+            }
+            for index, item in enumerate(items)
+            if parse_timestamp(item[field]) > latest
+        ]
+        if problems:
+            raise ValidationFailed(problems)
+
     def ingest_orders(self, tenant: str, body: dict[str, Any]) -> dict[str, Any]:
+        self._reject_future(body["orders"], "order_date", "orders")
         records = [normalise_order(o, o["customer_id"]) for o in body["orders"]]
         stored = self.store.add_orders(tenant, records)
         updated = sorted({order["customer_id"] for order in stored})
@@ -143,11 +185,51 @@ class Platform:
         }
 
     def ingest_interactions(self, tenant: str, body: dict[str, Any]) -> dict[str, Any]:
+        self._reject_future(body["interactions"], "timestamp", "interactions")
         records = [
             normalise_interaction(i, i["customer_id"], "interaction_type")
             for i in body["interactions"]
         ]
         return {"ingested_count": self.store.add_interactions(tenant, records), "status": "success"}
+
+    # State as a portable document (GET/PUT /_sandbox/state, --state FILE).
+
+    def export_state(self, tenant: str | None = None) -> dict[str, Any]:
+        tenants = [tenant] if tenant is not None else sorted(self.store.tenants())
+        document: dict[str, Any] = {"format": STATE_FORMAT, "tenants": {}}
+        for name in tenants:
+            data = self.store.export_tenant(name)
+            document["tenants"][name] = {
+                "orders": [order_as_api(order) for order in data["orders"]],
+                "interactions": data["interactions"],
+            }
+        if tenant is None:
+            document["clock"] = self.clock.state().to_dict()
+        return document
+
+    def import_state(self, document: dict[str, Any], tenant: str | None = None) -> dict[str, int]:
+        """Replace state with ``document`` (already schema-valid); one tenant or all."""
+        tenants = document["tenants"]
+        if tenant is not None:
+            tenants = {tenant: tenants.get(tenant, {})}
+        else:
+            for stale in self.store.tenants() - set(tenants):
+                self.store.reset(stale)
+        counts = {"tenants": 0, "orders": 0, "interactions": 0}
+        for name, data in tenants.items():
+            orders = [normalise_order(o, o["customer_id"]) for o in data.get("orders", [])]
+            interactions = [
+                normalise_interaction(i, i["customer_id"], "interaction_type")
+                for i in data.get("interactions", [])
+            ]
+            self.store.replace_tenant(name, orders, interactions)
+            counts["tenants"] += 1
+            counts["orders"] += len(orders)
+            counts["interactions"] += len(interactions)
+        clock = document.get("clock")
+        if tenant is None and clock:
+            self.clock.restore(clock)
+        return counts
 
     def industry_benchmarks(self, industry: str) -> dict[str, Any]:
         return insights.benchmarks_for(self.benchmarks, industry)

@@ -28,9 +28,10 @@ class _Gunicorn(BaseApplication):
 def gunicorn_options(settings: Settings) -> dict[str, Any]:
     return {
         "bind": f"{settings.host}:{settings.port}",
-        # One process: the in-memory store lives in it. Threads serve concurrent clients
-        # and keep connections alive, which sync workers would not.
-        "workers": 1,
+        # One process by default: the in-memory store lives in it. More need a shared
+        # (Redis) store. Threads serve concurrent clients and keep connections alive,
+        # which sync workers would not.
+        "workers": settings.workers,
         "worker_class": "gthread",
         "threads": settings.threads,
         "keepalive": 5,

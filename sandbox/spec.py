@@ -113,7 +113,7 @@ class Contract:
 
     def __init__(self, document: dict[str, Any]) -> None:
         self.document = document
-        registry = Registry().with_resource(
+        registry = self._registry = Registry().with_resource(
             _SPEC_URI, Resource.from_contents(document, default_specification=DRAFT202012)
         )
         strict_document = _forbid_unknown_properties(document)
@@ -156,6 +156,14 @@ class Contract:
             registry=registry,
             format_checker=FORMAT_CHECKER,
         )
+
+    def validator_for(self, schema: dict[str, Any]) -> Draft202012Validator:
+        """A validator for a schema of our own that may $ref the contract's components
+        as ``urn:quimbi:openapi#/components/schemas/<Name>``."""
+        return Draft202012Validator(schema, registry=self._registry, format_checker=FORMAT_CHECKER)
+
+    def problems(self, validator: Draft202012Validator, instance: Any) -> list[Problem]:
+        return _problems(validator, instance)
 
     def resolve(self, ref: str) -> Any:
         node: Any = self.document

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 debs=()
 command -v curl >/dev/null 2>&1 || debs+=(curl)
+command -v redis-server >/dev/null 2>&1 || debs+=(redis-server)
 if ((${#debs[@]})); then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
@@ -18,6 +19,22 @@ fi
 python="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+
+# A throwaway Redis for the store tests, on a free loopback port, stopped on exit.
+redis_dir=$(mktemp -d)
+redis_port=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+redis-server --bind 127.0.0.1 --port "$redis_port" --save "" --appendonly no \
+  --daemonize yes --pidfile "$redis_dir/redis.pid" --dir "$redis_dir" --logfile "$redis_dir/redis.log"
+stop_redis() {
+  [ -f "$redis_dir/redis.pid" ] && kill "$(cat "$redis_dir/redis.pid")" 2>/dev/null || true
+  rm -rf "$redis_dir"
+}
+trap stop_redis EXIT
+for _ in $(seq 50); do
+  redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
+  sleep 0.1
+done
+export QUIMBI_TEST_REDIS_URL="redis://127.0.0.1:$redis_port/0"
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

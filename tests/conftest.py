@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -99,6 +100,63 @@ class ServerProcess:
         if key is not None:
             headers["X-API-Key"] = key
         return requests.get(self.url + path, headers=headers, timeout=10, **kw)
+
+
+@pytest.fixture(scope="session")
+def redis_server_url(tmp_path_factory) -> Iterator[str]:
+    """QUIMBI_TEST_REDIS_URL (scripts/test.sh starts one), else a redis-server of our own."""
+    url = os.environ.get("QUIMBI_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail(
+            "Redis is needed: set QUIMBI_TEST_REDIS_URL or install redis-server "
+            "(scripts/test.sh does both)"
+        )
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen(
+        [
+            binary,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        import redis
+
+        client = redis.Redis(port=port)
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_url(redis_server_url) -> str:
+    """A Redis database emptied for this test."""
+    import redis
+
+    redis.Redis.from_url(redis_server_url).flushdb()
+    return redis_server_url
 
 
 @pytest.fixture(scope="session")

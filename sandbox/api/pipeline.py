@@ -65,11 +65,16 @@ def operation(
             contract_op = sandbox.contract.operation(operation_id)
             if contract_op.request_validator is not None:
                 body = parse_json_body()
-                problems = sandbox.contract.validate_request(
-                    operation_id, body, strict=sandbox.settings.strict
-                )
+                strict = sandbox.settings.strict
+                problems = sandbox.contract.validate_request(operation_id, body, strict=strict)
                 if problems:
                     raise ValidationFailed([p.as_dict() for p in problems])
+                if not strict:
+                    # Tolerated, as real servers do, but a client author wants to know.
+                    g.warnings = [
+                        p.as_dict()
+                        for p in sandbox.contract.unknown_request_fields(operation_id, body)
+                    ]
             result = view(sandbox.platform, api_key.tenant, body, **path_params)
             return json_response(result)
 

@@ -85,6 +85,19 @@ class History:
     orders: tuple[OrderFact, ...] = ()
     interactions: tuple[InteractionFact, ...] = field(default=())
 
+    def aged(self, days: int) -> History:
+        """The same history seen ``days`` later (the test clock moved past its anchor)."""
+        if days == 0:
+            return self
+        return replace(
+            self,
+            tenure_days=max(self.tenure_days + days, 0),
+            orders=tuple(replace(o, days_ago=max(o.days_ago + days, 0)) for o in self.orders),
+            interactions=tuple(
+                replace(i, days_ago=max(i.days_ago + days, 0)) for i in self.interactions
+            ),
+        )
+
     def with_facts(
         self, orders: tuple[OrderFact, ...] = (), interactions: tuple[InteractionFact, ...] = ()
     ) -> History:

@@ -1,36 +1,38 @@
-"""The in-memory store: per-tenant ingested orders and interactions, thread-safe.
+"""The in-memory store: per-tenant ingested data, the journal and shared values.
 
-Records are plain dicts as normalised by ``sandbox.platform``; this module only keeps
-them, keyed by tenant, and never interprets them.
+Thread-safe; lives in one process. Implements :class:`sandbox.store.base.Store`.
 """
 
 from __future__ import annotations
 
+import copy
 import threading
-from collections import defaultdict
+from collections import defaultdict, deque
 from typing import Any
 
 
 class _TenantState:
     def __init__(self) -> None:
-        self.orders: dict[str, dict[str, Any]] = {}  # order_id -> order
+        self.orders: dict[str, dict[str, Any]] = {}  # order_id -> order, ingestion order
         self.orders_by_customer: dict[str, list[str]] = defaultdict(list)
+        self.interactions: list[dict[str, Any]] = []
         self.interactions_by_customer: dict[str, list[dict[str, Any]]] = defaultdict(list)
 
 
 class MemoryStore:
     def __init__(self) -> None:
         self._tenants: dict[str, _TenantState] = {}
+        self._journal: deque[dict[str, Any]] = deque()
+        self._values: dict[str, dict[str, Any]] = {}
         self._lock = threading.RLock()
 
     def _tenant(self, tenant: str) -> _TenantState:
         state = self._tenants.get(tenant)
         if state is None:
-            state = self._tenants.setdefault(tenant, _TenantState())
+            state = self._tenants[tenant] = _TenantState()
         return state
 
     def add_orders(self, tenant: str, orders: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Store the orders whose ids are new to the tenant, all at once; return those."""
         with self._lock:
             state = self._tenant(tenant)
             fresh: dict[str, dict[str, Any]] = {}
@@ -46,6 +48,7 @@ class MemoryStore:
         with self._lock:
             state = self._tenant(tenant)
             for interaction in interactions:
+                state.interactions.append(interaction)
                 state.interactions_by_customer[interaction["customer_id"]].append(interaction)
             return len(interactions)
 
@@ -63,13 +66,6 @@ class MemoryStore:
                 return []
             return list(state.interactions_by_customer.get(customer_id, ()))
 
-    def known_customers(self, tenant: str) -> set[str]:
-        with self._lock:
-            state = self._tenants.get(tenant)
-            if state is None:
-                return set()
-            return set(state.orders_by_customer) | set(state.interactions_by_customer)
-
     def is_known(self, tenant: str, customer_id: str) -> bool:
         with self._lock:
             state = self._tenants.get(tenant)
@@ -78,9 +74,60 @@ class MemoryStore:
                 or customer_id in state.interactions_by_customer
             )
 
+    def known_customers(self, tenant: str) -> set[str]:
+        with self._lock:
+            state = self._tenants.get(tenant)
+            if state is None:
+                return set()
+            return set(state.orders_by_customer) | set(state.interactions_by_customer)
+
+    def tenants(self) -> set[str]:
+        with self._lock:
+            return {
+                name for name, state in self._tenants.items() if state.orders or state.interactions
+            }
+
+    def export_tenant(self, tenant: str) -> dict[str, list[dict[str, Any]]]:
+        with self._lock:
+            state = self._tenants.get(tenant)
+            if state is None:
+                return {"orders": [], "interactions": []}
+            return copy.deepcopy(
+                {"orders": list(state.orders.values()), "interactions": state.interactions}
+            )
+
+    def replace_tenant(
+        self, tenant: str, orders: list[dict[str, Any]], interactions: list[dict[str, Any]]
+    ) -> None:
+        with self._lock:
+            self._tenants.pop(tenant, None)
+            self.add_orders(tenant, orders)
+            self.add_interactions(tenant, interactions)
+
     def reset(self, tenant: str | None = None) -> None:
         with self._lock:
             if tenant is None:
                 self._tenants.clear()
+                self._journal.clear()
+                self._values.clear()
             else:
                 self._tenants.pop(tenant, None)
+
+    def journal_append(self, entry: dict[str, Any], limit: int) -> None:
+        with self._lock:
+            self._journal.append(entry)
+            while len(self._journal) > limit:
+                self._journal.popleft()
+
+    def journal(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._journal)
+
+    def get_value(self, name: str) -> dict[str, Any] | None:
+        with self._lock:
+            value = self._values.get(name)
+            return copy.deepcopy(value) if value is not None else None
+
+    def set_value(self, name: str, value: dict[str, Any]) -> None:
+        with self._lock:
+            self._values[name] = copy.deepcopy(value)

@@ -1,0 +1,83 @@
+"""The request journal: what each request was, what it got, and whether it kept the contract.
+
+A client author reads it (``GET /_sandbox/requests``) to see what their client sent, and
+``GET /_sandbox/violations`` to see exactly where it left the contract. Entries live in
+the store (a bounded ring), so every worker of a shared store writes to one journal.
+Pure Python: the Flask hook that fills entries lives in ``sandbox.app``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from datetime import datetime
+from typing import Any
+
+from sandbox.clock import iso, parse_timestamp
+
+# Statuses that mean the *client* broke the contract (as opposed to runtime conditions
+# like an unknown customer, a read-only key or a rate limit).
+CLIENT_VIOLATION_CODES = {
+    "MALFORMED_JSON",
+    "UNSUPPORTED_MEDIA_TYPE",
+    "PAYLOAD_TOO_LARGE",
+    "VALIDATION_ERROR",
+    "ENDPOINT_NOT_FOUND",
+    "METHOD_NOT_ALLOWED",
+}
+
+
+def verdict(
+    error_code: str | None,
+    error_message: str | None,
+    problems: list[dict[str, str]],
+    warnings: list[dict[str, str]],
+    key_sent: bool,
+    fault_injected: str | None,
+) -> tuple[str, list[dict[str, str]]]:
+    """("ok" | "warning" | "violation", the problems behind it)."""
+    if fault_injected is None:
+        if error_code == "INVALID_API_KEY" and not key_sent:
+            return "violation", [{"path": "header:X-API-Key", "message": error_message or ""}]
+        if error_code in CLIENT_VIOLATION_CODES:
+            return "violation", problems or [{"path": "", "message": error_message or ""}]
+    if warnings:
+        return "warning", warnings
+    return "ok", []
+
+
+class Journal:
+    """Appends entries with a per-process unique id; reads filter by tenant and time."""
+
+    def __init__(self, store: Any, size: int) -> None:
+        self._store = store
+        self.size = size
+        self._ids = itertools.count(1)
+
+    def record(self, entry: dict[str, Any]) -> None:
+        # The pid keeps ids unique across worker processes sharing one store (read at
+        # record time: workers are forked after the journal is built).
+        entry = {"id": f"{os.getpid()}-{next(self._ids)}", **entry}
+        self._store.journal_append(entry, self.size)
+
+    def entries(
+        self,
+        *,
+        tenant: str | None = None,
+        since: datetime | None = None,
+        violations_only: bool = False,
+    ) -> list[dict[str, Any]]:
+        found = []
+        for entry in self._store.journal():
+            if tenant is not None and entry.get("tenant") != tenant:
+                continue
+            if since is not None and parse_timestamp(entry["time"]) < since:
+                continue
+            if violations_only and entry["verdict"] != "violation":
+                continue
+            found.append(entry)
+        return found
+
+
+def timestamp(moment: datetime) -> str:
+    return iso(moment)

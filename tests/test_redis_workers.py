@@ -1,0 +1,87 @@
+"""Several server processes on one Redis behave as one sandbox."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from tests.conftest import ServerProcess
+
+
+def order(order_id: str, total: float) -> dict:
+    return {
+        "customer_id": "c-shared",
+        "order_id": order_id,
+        "order_date": "2024-01-10T09:00:00Z",
+        "total_price": total,
+    }
+
+
+def test_two_servers_share_data_clock_and_journal(redis_url):
+    with ServerProcess("--store", redis_url) as one, ServerProcess("--store", redis_url) as two:
+        before = two.post("/api/intelligence/analyze", {"customer_id": "c-shared"}).json()
+        response = one.post(
+            "/api/data/ingest_orders", {"source": "s", "orders": [order("o1", 12.34)]}
+        )
+        assert response.json()["ingested_count"] == 1
+        after = two.post("/api/intelligence/analyze", {"customer_id": "c-shared"}).json()
+        gained = (
+            after["behavioral_metrics"]["lifetime_value"]
+            - before["behavioral_metrics"]["lifetime_value"]
+        )
+        assert round(gained, 2) == 12.34
+        one.post("/_sandbox/clock", {"now": "2024-01-20T00:00:00Z"}, key=None)
+        assert two.get("/_sandbox/clock", key=None).json()["now"] == "2024-01-20T00:00:00Z"
+        paths = [e["path"] for e in one.get("/_sandbox/requests", key=None).json()["requests"]]
+        assert paths.count("/api/intelligence/analyze") == 2
+
+
+def test_four_workers_ingest_concurrently_without_losing_orders(redis_url):
+    with ServerProcess("--store", redis_url, "--workers", "4", "--threads", "2") as server:
+
+        def ingest(i: int) -> int:
+            body = {"source": "s", "orders": [order(f"w-{i}", 1.0 + i / 100)]}
+            return server.post("/api/data/ingest_orders", body).json()["ingested_count"]
+
+        with ThreadPoolExecutor(8) as pool:
+            counts = list(pool.map(ingest, range(40)))
+        assert counts == [1] * 40
+        analysis = server.post("/api/intelligence/analyze", {"customer_id": "c-shared"}).json()
+        state = server.get("/_sandbox/state", key=None).json()
+        ingested = state["tenants"]["linda_quilting"]["orders"]
+        assert len(ingested) == 40
+        assert round(sum(o["total_price"] for o in ingested), 2) == round(
+            sum(1.0 + i / 100 for i in range(40)), 2
+        )
+        assert analysis["behavioral_metrics"]["total_orders"] >= 40
+
+
+def test_unreachable_redis_is_a_clear_start_up_error():
+    import subprocess
+    import sys
+
+    from tests.conftest import free_port
+
+    result = subprocess.run(
+        [sys.executable, "-m", "sandbox", "serve", "--store", f"redis://127.0.0.1:{free_port()}/0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "cannot reach Redis" in result.stderr
+
+
+def test_workers_need_a_shared_store():
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "sandbox", "serve", "--workers", "2"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "needs a shared store" in result.stderr
