@@ -21,4 +21,5 @@ python="${PYTHON:-python3}"
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+.venv/bin/hadolint Dockerfile
 .venv/bin/python -m pytest -x -q "$@"
