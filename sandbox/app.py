@@ -23,6 +23,7 @@ from sandbox.auth import KeyRing, load_keyring, redact
 from sandbox.clock import Clock, iso, parse_timestamp
 from sandbox.config import ConfigError, Settings
 from sandbox.control import blueprint as control_blueprint
+from sandbox.docs import blueprint as docs_blueprint
 from sandbox.errors import (
     ApiError,
     EndpointNotFound,
@@ -216,6 +217,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     for module in (intelligence, generation, data, insights):
         app.register_blueprint(module.blueprint)
     app.register_blueprint(control_blueprint)
+    app.register_blueprint(docs_blueprint)
     app.register_error_handler(ApiError, _render)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)

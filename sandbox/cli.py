@@ -1,17 +1,22 @@
-"""`quimbi-sandbox serve ...`: flags built from Settings, so each is also an env var."""
+"""`quimbi-sandbox serve|healthcheck ...`: flags built from Settings, so each is also an env var."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from sandbox import __version__
 from sandbox.auth import KeyFileError
 from sandbox.config import ENV_PREFIX, ConfigError, Settings
+from sandbox.healthcheck import health_url, probe
 
-COMMANDS = ("serve",)
+COMMANDS = ("serve", "healthcheck")
+# The only settings a health check needs: where the server listens.
+_HEALTHCHECK_SETTINGS = ("host", "port")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,13 +32,33 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve the sandbox. Every flag can also be set by the environment "
         f"variable shown ({ENV_PREFIX}<NAME>); a flag wins over the variable.",
     )
-    for option in Settings.option_fields():
+    _add_setting_flags(serve, Settings.option_fields())
+    healthcheck = commands.add_parser(
+        "healthcheck",
+        help="Exit 0 if the sandbox these settings describe answers its health check, else 1.",
+        description="Ask the sandbox that `serve` would start with the same settings "
+        f"(host and port, from flags or {ENV_PREFIX}HOST / {ENV_PREFIX}PORT) for "
+        "/_sandbox/health. Exits 0 when it answers 200 with status ok, 1 otherwise. "
+        "A wildcard host (0.0.0.0, ::) is reached on the loopback. The Docker image's "
+        "HEALTHCHECK runs this.",
+    )
+    _add_setting_flags(
+        healthcheck,
+        [option for option in Settings.option_fields() if option.name in _HEALTHCHECK_SETTINGS],
+    )
+    return parser
+
+
+def _add_setting_flags(
+    parser: argparse.ArgumentParser, options: Sequence[dataclasses.Field[Any]]
+) -> None:
+    for option in options:
         flag = "--" + option.name.replace("_", "-")
         env = ENV_PREFIX + option.name.upper()
         shown_default = option.default if option.default is not None else "none"
         help_text = f"{option.metadata['help']} [env {env}; default {shown_default}]"
         if isinstance(option.default, bool):
-            serve.add_argument(
+            parser.add_argument(
                 flag,
                 dest=option.name,
                 default=None,
@@ -41,14 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
                 help=help_text,
             )
             continue
-        serve.add_argument(
+        parser.add_argument(
             flag,
             dest=option.name,
             default=None,
             metavar=option.metadata.get("metavar") or option.name.upper(),
             help=help_text,
         )
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -58,7 +82,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ):
         args_list.insert(0, "serve")
     args = build_parser().parse_args(args_list)
-    overrides = {option.name: getattr(args, option.name) for option in Settings.option_fields()}
+    overrides = {
+        option.name: getattr(args, option.name)
+        for option in Settings.option_fields()
+        if hasattr(args, option.name)
+    }
+    if args.command == "healthcheck":
+        return _healthcheck(overrides)
+    return _serve(overrides)
+
+
+def _serve(overrides: dict[str, Any]) -> int:
     try:
         settings = Settings.from_sources(os.environ, overrides)
         from sandbox.app import create_app  # imported late: --help stays fast
@@ -77,3 +111,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     serve(app, settings)
     return 0
+
+
+def _healthcheck(overrides: dict[str, Any]) -> int:
+    # Docker reserves exit code 2 in health checks, so every failure here is a 1.
+    try:
+        settings = Settings.from_sources(os.environ, overrides)
+    except ConfigError as exc:
+        print(f"quimbi-sandbox healthcheck: {exc}", file=sys.stderr)
+        return 1
+    healthy, seen = probe(health_url(settings))
+    print(seen, file=sys.stderr if not healthy else sys.stdout)
+    return 0 if healthy else 1

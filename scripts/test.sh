@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # The one test command (README, and .ci/run calls it): installs what the suite needs
 # (Debian packages when absent, a .venv with the project and its test extras), then runs
-# ruff and the whole pytest suite. Extra arguments go to pytest.
+# ruff, hadolint and the whole pytest suite. Extra arguments go to pytest. The browser
+# test leaves a screenshot of /docs in artifacts/ (kept by CI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 debs=()
 command -v curl >/dev/null 2>&1 || debs+=(curl)
 command -v redis-server >/dev/null 2>&1 || debs+=(redis-server)
+# The /docs browser test drives Debian's headless chromium with its matching driver.
+command -v chromium >/dev/null 2>&1 || debs+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || debs+=(chromium-driver)
 if ((${#debs[@]})); then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
@@ -38,4 +42,5 @@ export QUIMBI_TEST_REDIS_URL="redis://127.0.0.1:$redis_port/0"
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+.venv/bin/hadolint Dockerfile
 .venv/bin/python -m pytest -x -q "$@"

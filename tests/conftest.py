@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import venv
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +19,7 @@ import requests
 
 from sandbox.app import create_app
 from sandbox.spec import Contract, load_contract
+from tests.dockerfile import Stage, parse_dockerfile
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_KEY = "qpk_test_sandbox"
@@ -36,12 +40,20 @@ class ServerProcess:
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
         command: list[str] | None = None,
+        bind_flags: bool = True,
     ) -> None:
+        """``bind_flags=False`` runs ``command`` exactly, binding by environment instead."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         base = command or [sys.executable, "-m", "sandbox", "serve"]
-        self.command = [*base, "--host", "127.0.0.1", "--port", str(self.port), *args]
-        self.env = {**os.environ, **(env or {})}
+        bind = {"QUIMBI_SANDBOX_HOST": "127.0.0.1", "QUIMBI_SANDBOX_PORT": str(self.port)}
+        if bind_flags:
+            flags = ["--host", "127.0.0.1", "--port", str(self.port)]
+            self.command = [*base, *flags, *args]
+            self.env = {**os.environ, **(env or {})}
+        else:
+            self.command = [*base, *args]
+            self.env = {**os.environ, **(env or {}), **bind}
         self.cwd = cwd
         self.process: subprocess.Popen[str] | None = None
 
@@ -169,6 +181,54 @@ def server() -> Iterator[ServerProcess]:
     """One real server for the session; tests that need their own start one."""
     with ServerProcess("--seed", "7") as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory) -> Path:
+    """The project's wheel, built once for the whole session."""
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
+        check=True,
+        timeout=300,
+    )
+    (built,) = out.glob("quimbi_sandbox-*.whl")
+    return built
+
+
+@pytest.fixture(scope="session")
+def runtime_stage() -> Stage:
+    """The Dockerfile's last stage: what the image runs."""
+    return parse_dockerfile(ROOT / "Dockerfile")[-1]
+
+
+def dockerfile_install_command(stage: Stage, python: Path, wheel: Path) -> list[str]:
+    """The runtime stage's `pip install` of the wheel, for ``python``'s pip and ``wheel``."""
+    for run in stage.all("RUN"):
+        words = shlex.split(run)
+        if words[:2] != ["pip", "install"]:
+            continue
+        command = words[: words.index("&&")] if "&&" in words else words
+        targets = [word for word in command if word.endswith(".whl")]
+        assert len(targets) == 1, f"expected one wheel in {run!r}"
+        assert fnmatch.fnmatch(wheel.name, Path(targets[0]).name), (wheel.name, targets[0])
+        return [
+            str(python),
+            "-m",
+            *(str(wheel) if word == targets[0] else word for word in command),
+        ]
+    raise AssertionError("the runtime stage has no `RUN pip install <wheel>`")
+
+
+@pytest.fixture(scope="session")
+def installed_wheel(tmp_path_factory, wheel, runtime_stage) -> Path:
+    """A fresh venv with the wheel installed the way the Dockerfile installs it; its bin/."""
+    env_dir = tmp_path_factory.mktemp("wheel-venv") / "venv"
+    venv.create(env_dir, with_pip=True)
+    command = dockerfile_install_command(runtime_stage, env_dir / "bin" / "python", wheel)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return env_dir / "bin"
 
 
 @pytest.fixture

@@ -3,26 +3,11 @@
 from __future__ import annotations
 
 import subprocess
-import sys
-import venv
 import zipfile
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT, ServerProcess
-
-
-@pytest.fixture(scope="session")
-def wheel(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
-        check=True,
-        timeout=300,
-    )
-    (built,) = out.glob("quimbi_sandbox-*.whl")
-    return built
 
 
 def test_wheel_bundles_contract_and_fixtures(wheel):
@@ -35,15 +20,32 @@ def test_wheel_bundles_contract_and_fixtures(wheel):
     assert bundled == (ROOT / "openapi.yaml").read_bytes()
 
 
+def test_wheel_ships_the_docs_page_and_its_assets(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    docs = ROOT / "sandbox" / "docs"
+    shipped = [
+        path.relative_to(ROOT).as_posix()
+        for folder in (docs / "static", docs / "templates")
+        for path in folder.rglob("*")
+        if path.is_file()
+    ]
+    for needed in (
+        "sandbox/docs/templates/docs.html",
+        "sandbox/docs/static/docs.js",
+        "sandbox/docs/static/swagger-ui/swagger-ui-bundle.js",
+        "sandbox/docs/static/swagger-ui/swagger-ui.css",
+        "sandbox/docs/static/swagger-ui/LICENSE",
+    ):
+        assert needed in shipped
+    assert set(shipped) <= names, sorted(set(shipped) - names)
+
+
 @pytest.mark.slow
-def test_installed_wheel_serves_from_another_directory(wheel, tmp_path):
-    env_dir = tmp_path / "venv"
-    venv.create(env_dir, with_pip=True)
-    python = env_dir / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "install", "-q", str(wheel)], check=True, timeout=600)
+def test_installed_wheel_serves_from_another_directory(installed_wheel, tmp_path):
+    python = installed_wheel / "python"
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    command = [str(env_dir / "bin" / "quimbi-sandbox"), "serve"]
+    command = [str(installed_wheel / "quimbi-sandbox"), "serve"]
     with ServerProcess(command=command, cwd=elsewhere, env={"PYTHONPATH": ""}) as server:
         response = server.post("/api/intelligence/analyze", {"customer_id": "test_customer_new"})
         assert response.status_code == 200, response.text

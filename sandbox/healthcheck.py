@@ -1,0 +1,53 @@
+"""`quimbi-sandbox healthcheck`: asks a running sandbox's /_sandbox/health if it is up.
+
+Owns turning the serve settings into the URL to probe, and judging the answer. Used by
+the Docker image's HEALTHCHECK, so it reads the very Settings `serve` reads and follows
+a changed host or port. Standard library only (no Flask, no requests): it runs in the
+image's slim Python, often every few seconds.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import urllib.error
+import urllib.request
+
+from sandbox.config import Settings
+
+HEALTH_PATH = "/_sandbox/health"
+TIMEOUT_SECONDS = 5.0
+
+# A server bound to a wildcard address is reached on the loopback of the same family.
+_WILDCARD_TO_LOOPBACK = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+
+
+def health_url(settings: Settings) -> str:
+    """The URL where a sandbox started with ``settings`` answers its health check."""
+    host = _WILDCARD_TO_LOOPBACK.get(settings.host, settings.host)
+    try:
+        if ipaddress.ip_address(host).version == 6:
+            host = f"[{host}]"
+    except ValueError:
+        pass  # a host name, used as it is
+    return f"http://{host}:{settings.port}{HEALTH_PATH}"
+
+
+def probe(url: str, timeout: float = TIMEOUT_SECONDS) -> tuple[bool, str]:
+    """``(healthy, what was seen)``: healthy means 200 with ``{"status": "ok"}``."""
+    # Never through an HTTP proxy from the environment: the server is on this machine.
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with direct.open(url, timeout=timeout) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return False, f"{url} answered {exc.code}"
+    except (OSError, ValueError) as exc:  # refused, timed out, unresolvable
+        return False, f"{url} unreachable: {exc}"
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return False, f"{url} answered {status} with a body that is not JSON"
+    if status == 200 and isinstance(body, dict) and body.get("status") == "ok":
+        return True, f"{url} ok (version {body.get('version', '?')})"
+    return False, f"{url} answered {status}: {raw[:200]!r}"
