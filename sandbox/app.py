@@ -7,6 +7,8 @@ The contract, keys, fixtures and customer model are loaded here once and hung on
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +16,7 @@ from flask import Flask, request
 from werkzeug.exceptions import HTTPException
 
 from sandbox.api import data, generation, insights, intelligence
+from sandbox.api.faulting import add_headers
 from sandbox.api.pipeline import REGISTERED, json_response
 from sandbox.auth import KeyRing, load_keyring
 from sandbox.clock import Clock
@@ -28,11 +31,16 @@ from sandbox.errors import (
     PayloadTooLarge,
     envelope,
 )
+from sandbox.faults import FaultEngine, load_magic_fault_customers, load_rules_file
+from sandbox.latency import parse_latency
+from sandbox.netfaults import NetworkFaults
 from sandbox.personas.insights import load_benchmarks
 from sandbox.personas.model import CustomerModel, load_magic_customers
 from sandbox.platform import Platform
+from sandbox.ratelimit import RateLimiter, parse_rate_limit
 from sandbox.resources import fixtures_dir
 from sandbox.spec import Contract, load_contract
+from sandbox.store.counters import Counters, MemoryCounters
 from sandbox.store.memory import MemoryStore
 
 log = logging.getLogger("sandbox")
@@ -46,17 +54,21 @@ class Sandbox:
     contract: Contract
     keyring: KeyRing
     platform: Platform
+    counters: Counters
+    limiter: RateLimiter
+    faults: FaultEngine
 
 
-def build_sandbox(settings: Settings) -> Sandbox:
+def build_sandbox(settings: Settings, rate_limit_clock: Callable[[], float] = time.time) -> Sandbox:
     fixtures = fixtures_dir()
     contract = load_contract()
     keyring = load_keyring(fixtures / "keys.yaml", settings.keys)
-    model = CustomerModel(
-        settings.seed,
-        load_magic_customers(fixtures / "customers.yaml"),
-        customers=settings.customers,
-    )
+    # Magic fault customers exist in every tenant like the other magic customers.
+    magic = {
+        **load_magic_customers(fixtures / "customers.yaml"),
+        **load_magic_customers(fixtures / "faults.yaml"),
+    }
+    model = CustomerModel(settings.seed, magic, customers=settings.customers)
     platform = Platform(
         model=model,
         store=MemoryStore(),
@@ -64,7 +76,18 @@ def build_sandbox(settings: Settings) -> Sandbox:
         benchmarks=load_benchmarks(fixtures / "benchmarks.yaml"),
         tenant_industries={name: t.industry for name, t in keyring.tenants.items()},
     )
-    return Sandbox(settings, contract, keyring, platform)
+    counters = MemoryCounters(now=rate_limit_clock)
+    limiter = RateLimiter(counters, parse_rate_limit(settings.rate_limit), now=rate_limit_clock)
+    faults = FaultEngine(
+        counters,
+        seed=settings.seed,
+        magic=load_magic_fault_customers(fixtures / "faults.yaml"),
+        latency=parse_latency(settings.latency) if settings.latency else None,
+        hold_cap_seconds=settings.hang_cap_seconds,
+    )
+    if settings.faults is not None:
+        faults.add_rules(load_rules_file(settings.faults))
+    return Sandbox(settings, contract, keyring, platform, counters, limiter, faults)
 
 
 def _check_routes_match_contract(app: Flask, contract: Contract) -> None:
@@ -108,14 +131,24 @@ def _unexpected(exc: Exception):
     return _render(InternalError())
 
 
-def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    rate_limit_clock: Callable[[], float] = time.time,
+    **overrides: Any,
+) -> Flask:
+    """The sandbox app; ``overrides`` replace settings fields.
+
+    ``rate_limit_clock`` (Unix seconds) drives the rate-limit windows, so tests can move
+    time instead of sleeping; it is not the sandbox's test clock.
+    """
     settings = (
         (settings or Settings()).replace(**overrides) if overrides else (settings or Settings())
     )
     app = Flask("sandbox")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    sandbox = build_sandbox(settings)
+    sandbox = build_sandbox(settings, rate_limit_clock)
     app.extensions["quimbi"] = sandbox
     for module in (intelligence, generation, data, insights):
         app.register_blueprint(module.blueprint)
@@ -123,5 +156,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.register_error_handler(ApiError, _render)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
+    app.after_request(add_headers)
+    app.wsgi_app = NetworkFaults(app.wsgi_app)  # type: ignore[method-assign]
     _check_routes_match_contract(app, sandbox.contract)
     return app
