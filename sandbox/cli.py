@@ -59,12 +59,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         args_list.insert(0, "serve")
     args = build_parser().parse_args(args_list)
     overrides = {option.name: getattr(args, option.name) for option in Settings.option_fields()}
+    from sandbox.faults import FaultRuleError  # imported late, like the app: --help stays fast
+
     try:
         settings = Settings.from_sources(os.environ, overrides)
         from sandbox.app import create_app  # imported late: --help stays fast
 
         app = create_app(settings)
-    except (ConfigError, KeyFileError) as exc:
+    except (ConfigError, KeyFileError, FaultRuleError) as exc:
         print(f"quimbi-sandbox: {exc}", file=sys.stderr)
         return 2
     from sandbox.server import serve

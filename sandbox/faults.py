@@ -80,7 +80,8 @@ class FaultRuleError(ValueError):
         first = errors[0]
         where = f"{source}: " if source else ""
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        super().__init__(f"{where}{first['path'] or '/'}: {first['message']}{more}")
+        at = f"{first['path']}: " if first["path"] else ""
+        super().__init__(f"{where}{at}{first['message']}{more}")
 
 
 @functools.cache

@@ -6,9 +6,12 @@ as ``werkzeug.socket``). A view asks for a fault by setting :data:`ENVIRON_KEY`;
 middleware lets the app finish, throws its answer away and then:
 
 - ``reset``: sets ``SO_LINGER`` to (on, 0 s) and closes the socket, so the kernel sends
-  a TCP RST (gunicorn). werkzeug keeps a buffered reader on the socket, which keeps
-  the descriptor open past ``close()``, so there the socket is shut down instead; the
-  client sees the connection end without a response either way.
+  a TCP RST (gunicorn). werkzeug keeps a buffered reader on the socket object, which
+  keeps the descriptor open past ``close()`` and would read from it again; there the
+  descriptor is swapped (``dup2``) for one end of a socket pair whose other end is
+  closed: that drops the last reference to the TCP socket (RST) and the server's next
+  read sees a clean end of stream. If that is impossible, the socket is shut down
+  (FIN): the client still sees the connection end without a response.
 - ``hang``: holds the connection for the asked seconds (capped by the caller), then
   shuts it down without a response.
 
@@ -20,6 +23,7 @@ No Flask here.
 from __future__ import annotations
 
 import errno
+import os
 import socket
 import struct
 import time
@@ -47,10 +51,12 @@ def _abort(sock: socket.socket, closes: bool) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         if closes:
             sock.close()
-        else:
-            sock.shutdown(socket.SHUT_RDWR)
+            return
+        spare, peer = socket.socketpair()
+        with spare, peer:
+            os.dup2(spare.fileno(), sock.fileno())
     except OSError:
-        pass  # the client went away first: the connection is gone either way
+        _shut(sock)  # the client may have gone first; the connection ends either way
 
 
 def _shut(sock: socket.socket) -> None:
