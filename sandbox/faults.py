@@ -320,6 +320,8 @@ class FaultEngine:
         return [self.describe(document) for document in self._counters.rules()]
 
     def remove_rule(self, rule_id: str) -> bool:
+        for key in [k for k in self._parsed if k[0] == rule_id]:
+            self._parsed.pop(key, None)
         return self._counters.remove_rule(rule_id)
 
     def clear(self) -> int:

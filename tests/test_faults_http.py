@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 import requests
+from werkzeug.serving import make_server
 
-from tests.conftest import DEFAULT_KEY, ServerProcess
+from sandbox.app import create_app
+from tests.conftest import DEFAULT_KEY, ServerProcess, free_port
 
 ANALYZE = "/api/intelligence/analyze"
 STATUS_CODES = {
@@ -272,3 +275,55 @@ def test_bad_fault_settings_exit_2(tmp_path, args, needle):
     )
     assert result.returncode == 2, result.stderr
     assert needle in result.stderr
+
+
+@pytest.fixture
+def werkzeug_server():
+    """The app in-process on werkzeug's threaded server, as the contract kit runs it."""
+    app = create_app(seed=3, hang_cap_seconds=0.5)
+    server = make_server("127.0.0.1", free_port(), app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+def test_network_faults_on_werkzeug(werkzeug_server):
+    headers = {"Content-Type": "application/json", "X-API-Key": DEFAULT_KEY}
+    body = json.dumps({"customer_id": "cust_1"})
+    with requests.Session() as session:
+
+        def post(fault: str | None = None) -> requests.Response:
+            extra = {"X-Sandbox-Fault": fault} if fault else {}
+            return session.post(
+                werkzeug_server + ANALYZE, data=body, headers={**headers, **extra}, timeout=5
+            )
+
+        with pytest.raises(requests.ConnectionError, match="reset"):
+            post("reset")
+        with pytest.raises(requests.ConnectionError):
+            post("hang")
+        malformed = post("malformed")
+        assert int(malformed.headers["Content-Length"]) == len(malformed.content)
+        with pytest.raises(requests.JSONDecodeError):
+            malformed.json()
+        assert post().status_code == 200
+
+
+def test_fault_customers_exist_in_strict_mode():
+    client = create_app(seed=3, customers="strict").test_client()
+    headers = {"X-API-Key": DEFAULT_KEY}
+    flaky = [
+        client.post(ANALYZE, json={"customer_id": "test_customer_flaky"}, headers=headers)
+        for _ in range(3)
+    ]
+    assert [r.status_code for r in flaky] == [503, 503, 200]
+    slow = client.post(
+        ANALYZE,
+        json={"customer_id": "test_customer_slow"},
+        headers={**headers, "X-Sandbox-Latency": "0"},  # the header wins over its 3 s
+    )
+    assert slow.status_code == 200
+    other = client.post(ANALYZE, json={"customer_id": "cust_1"}, headers=headers)
+    assert other.status_code == 404
