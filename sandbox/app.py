@@ -31,7 +31,8 @@ from sandbox.errors import (
     PayloadTooLarge,
     envelope,
 )
-from sandbox.faults import FaultEngine, load_magic_fault_customers, load_rules_file
+from sandbox.fault_rules import load_magic_fault_customers, load_rules_file
+from sandbox.faults import FaultEngine
 from sandbox.latency import parse_latency
 from sandbox.netfaults import NetworkFaults
 from sandbox.personas.insights import load_benchmarks

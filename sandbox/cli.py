@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args_list.insert(0, "serve")
     args = build_parser().parse_args(args_list)
     overrides = {option.name: getattr(args, option.name) for option in Settings.option_fields()}
-    from sandbox.faults import FaultRuleError  # imported late, like the app: --help stays fast
+    from sandbox.fault_rules import FaultRuleError  # imported late, like the app: --help stays fast
 
     try:
         settings = Settings.from_sources(os.environ, overrides)

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox.faults import (
-    FaultEngine,
+from sandbox.fault_rules import (
     FaultRuleError,
-    RequestFacts,
     load_magic_fault_customers,
     load_rules_file,
     parse_rule_documents,
     validate_rule,
 )
+from sandbox.faults import FaultEngine, RequestFacts
 from sandbox.latency import LatencySyntaxError, parse_latency
 from sandbox.resources import fixtures_dir
 from sandbox.store.counters import MemoryCounters

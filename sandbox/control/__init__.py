@@ -14,7 +14,7 @@ from sandbox.api.faulting import (
 )
 from sandbox.api.pipeline import json_response, parse_json_body
 from sandbox.errors import FaultRuleNotFound, ValidationFailed
-from sandbox.faults import FAULTS, FaultRuleError, parse_rule_documents
+from sandbox.fault_rules import FAULTS, FaultRuleError, parse_rule_documents
 
 blueprint = Blueprint("control", __name__, url_prefix="/_sandbox")
 
