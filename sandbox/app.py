@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from sandbox.api import data, generation, insights, intelligence
+from sandbox.api.faulting import INJECTED_HEADER, add_headers
 from sandbox.api.pipeline import REGISTERED, json_response
 from sandbox.auth import KeyRing, load_keyring, redact
 from sandbox.clock import Clock, iso, parse_timestamp
@@ -33,13 +35,19 @@ from sandbox.errors import (
     PayloadTooLarge,
     envelope,
 )
+from sandbox.fault_rules import load_magic_fault_customers, load_rules_file
+from sandbox.faults import FaultEngine
 from sandbox.journal import Journal, verdict
+from sandbox.latency import parse_latency
+from sandbox.netfaults import NetworkFaults
 from sandbox.personas.insights import load_benchmarks
 from sandbox.personas.model import CustomerModel, load_magic_customers
 from sandbox.platform import Platform
+from sandbox.ratelimit import RateLimiter, parse_rate_limit
 from sandbox.resources import fixtures_dir
 from sandbox.spec import Contract, load_contract
 from sandbox.store.base import Store
+from sandbox.store.counters import Counters, MemoryCounters
 from sandbox.store.memory import MemoryStore
 
 log = logging.getLogger("sandbox")
@@ -55,12 +63,26 @@ class Sandbox:
     platform: Platform
     store: Store
     journal: Journal
+    counters: Counters
+    limiter: RateLimiter
+    faults: FaultEngine
 
     def reset(self, tenant: str | None = None) -> None:
-        """Forget ingested data (one tenant or all); all also resets clock and journal."""
+        """Back to how the sandbox started: one tenant's data, flaky counters and rate-limit
+        windows; or everything (also the journal, the clock and the fault rules, with the
+        --faults file's rules loaded afresh)."""
         self.store.reset(tenant)
-        if tenant is None:
-            self.platform.clock.reset()
+        self.faults.reset_customers(tenant)
+        if tenant is not None:
+            for api_key in self.keyring:
+                if api_key.tenant == tenant:
+                    self.limiter.reset(api_key.key)
+            return
+        self.platform.clock.reset()
+        self.limiter.reset()
+        self.faults.clear()
+        if self.settings.faults is not None:
+            self.faults.add_rules(load_rules_file(self.settings.faults))
 
 
 def open_store(url: str) -> Store:
@@ -90,15 +112,16 @@ def load_state_file(sandbox: Sandbox, path: Path) -> None:
     sandbox.platform.import_state(document)
 
 
-def build_sandbox(settings: Settings) -> Sandbox:
+def build_sandbox(settings: Settings, rate_limit_clock: Callable[[], float] = time.time) -> Sandbox:
     fixtures = fixtures_dir()
     contract = load_contract()
     keyring = load_keyring(fixtures / "keys.yaml", settings.keys)
-    model = CustomerModel(
-        settings.seed,
-        load_magic_customers(fixtures / "customers.yaml"),
-        customers=settings.customers,
-    )
+    # Magic fault customers exist in every tenant like the other magic customers.
+    magic = {
+        **load_magic_customers(fixtures / "customers.yaml"),
+        **load_magic_customers(fixtures / "faults.yaml"),
+    }
+    model = CustomerModel(settings.seed, magic, customers=settings.customers)
     store = open_store(settings.store)
     clock = Clock(
         parse_timestamp(settings.now) if settings.now else None,
@@ -112,8 +135,31 @@ def build_sandbox(settings: Settings) -> Sandbox:
         benchmarks=load_benchmarks(fixtures / "benchmarks.yaml"),
         tenant_industries={name: t.industry for name, t in keyring.tenants.items()},
     )
+    # A shared store also keeps counters (rate-limit windows, fault counts) for every
+    # worker; in memory they get their own, on the rate-limit clock tests can move.
+    counters: Counters = (
+        store if getattr(store, "shares_counters", False) else MemoryCounters(now=rate_limit_clock)
+    )
+    limiter = RateLimiter(counters, parse_rate_limit(settings.rate_limit), now=rate_limit_clock)
+    faults = FaultEngine(
+        counters,
+        seed=settings.seed,
+        magic=load_magic_fault_customers(fixtures / "faults.yaml"),
+        latency=parse_latency(settings.latency) if settings.latency else None,
+        hold_cap_seconds=settings.hang_cap_seconds,
+    )
+    if settings.faults is not None:
+        faults.add_rules(load_rules_file(settings.faults))
     sandbox = Sandbox(
-        settings, contract, keyring, platform, store, Journal(store, settings.journal_size)
+        settings,
+        contract,
+        keyring,
+        platform,
+        store,
+        Journal(store, settings.journal_size),
+        counters,
+        limiter,
+        faults,
     )
     if settings.state is not None:
         load_state_file(sandbox, settings.state)
@@ -175,7 +221,7 @@ def _journal(response: Response) -> Response:
     sandbox: Sandbox = current_app.extensions["quimbi"]
     error: ApiError | None = g.get("error")
     api_key = g.get("api_key")
-    fault = g.get("fault_injected")
+    fault = response.headers.get(INJECTED_HEADER) or g.get("fault_injected")
     outcome, problems = verdict(
         error.code if error else None,
         error.message if error else None,
@@ -205,14 +251,24 @@ def _journal(response: Response) -> Response:
     return response
 
 
-def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    rate_limit_clock: Callable[[], float] = time.time,
+    **overrides: Any,
+) -> Flask:
+    """The sandbox app; ``overrides`` replace settings fields.
+
+    ``rate_limit_clock`` (Unix seconds) drives the rate-limit windows, so tests can move
+    time instead of sleeping; it is not the sandbox's test clock.
+    """
     settings = (
         (settings or Settings()).replace(**overrides) if overrides else (settings or Settings())
     )
     app = Flask("sandbox")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    sandbox = build_sandbox(settings)
+    sandbox = build_sandbox(settings, rate_limit_clock)
     app.extensions["quimbi"] = sandbox
     for module in (intelligence, generation, data, insights):
         app.register_blueprint(module.blueprint)
@@ -223,5 +279,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.register_error_handler(Exception, _unexpected)
     app.before_request(_start_timer)
     app.after_request(_journal)
+    app.after_request(add_headers)
+    app.wsgi_app = NetworkFaults(app.wsgi_app)  # type: ignore[method-assign]
     _check_routes_match_contract(app, sandbox.contract)
     return app

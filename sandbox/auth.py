@@ -33,6 +33,7 @@ class ApiKey:
     permissions: frozenset[str]
     status: str = "active"
     description: str = ""
+    rate_limited: bool = False  # magic: every call is over the rate limit (429)
 
     @property
     def redacted(self) -> str:
@@ -102,6 +103,9 @@ def _parse_keys(document: Any, source: str) -> tuple[list[ApiKey], list[Tenant]]
         status = entry.get("status", "active")
         if status not in STATUSES:
             raise KeyFileError(f"{where}: status must be one of {STATUSES}")
+        rate_limited = entry.get("rate_limited", False)
+        if not isinstance(rate_limited, bool):
+            raise KeyFileError(f"{where}: rate_limited must be true or false")
         keys.append(
             ApiKey(
                 str(key),
@@ -109,6 +113,7 @@ def _parse_keys(document: Any, source: str) -> tuple[list[ApiKey], list[Tenant]]
                 frozenset(permissions),
                 status,
                 str(entry.get("description", "")),
+                rate_limited,
             )
         )
     tenants = []

@@ -93,12 +93,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(overrides: dict[str, Any]) -> int:
+    from sandbox.fault_rules import FaultRuleError  # imported late, like the app
+
     try:
         settings = Settings.from_sources(os.environ, overrides)
         from sandbox.app import create_app  # imported late: --help stays fast
 
         app = create_app(settings)
-    except (ConfigError, KeyFileError) as exc:
+    except (ConfigError, KeyFileError, FaultRuleError) as exc:
         print(f"quimbi-sandbox: {exc}", file=sys.stderr)
         return 2
     from sandbox.server import serve

@@ -68,6 +68,26 @@ def _choice(*choices: str) -> Callable[[str], str]:
     return parse
 
 
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise ValueError("must be a number of seconds > 0")
+    return value
+
+
+def _latency(text: str) -> str:
+    from sandbox.latency import parse_latency  # pure; imported late like every parser
+
+    return parse_latency(text).text
+
+
+def _rate_limit(text: str) -> str:
+    from sandbox.ratelimit import parse_rate_limit
+
+    parse_rate_limit(text)
+    return text.replace(" ", "").lower()
+
+
 def _option(
     default: Any, help: str, parse: Callable[[str], Any] = str, metavar: str | None = None
 ) -> Any:
@@ -127,6 +147,27 @@ class Settings:
         True, "Serve the /_sandbox/* control API (--no-control keeps only health).", _bool
     )
     strict: bool = _option(False, "Reject request fields the contract does not name (422).", _bool)
+    faults: Path | None = _option(
+        None, "YAML file of fault rules loaded at start (see README).", Path, "FILE"
+    )
+    latency: str | None = _option(
+        None,
+        "Latency added to every /api/ answer: 50 (ms), 20-80 (uniform) or p50=80,p99=400.",
+        _latency,
+        "PROFILE",
+    )
+    rate_limit: str = _option(
+        "default",
+        "Per-key rate limits: off, default (100/min,1000/hour) or <N>/min,<M>/hour.",
+        _rate_limit,
+        "LIMITS",
+    )
+    hang_cap_seconds: float = _option(
+        120.0,
+        "Longest the sandbox ever holds a request (latency or hang fault), in seconds.",
+        _positive_float,
+        "SECONDS",
+    )
 
     @classmethod
     def option_fields(cls) -> list[dataclasses.Field[Any]]:

@@ -12,7 +12,8 @@ Flask handler that renders them lives in ``sandbox.app``.
     ├── NotFound                 404
     │   ├── CustomerNotFound     404 CUSTOMER_NOT_FOUND
     │   ├── EndpointNotFound     404 ENDPOINT_NOT_FOUND
-    │   └── IndustryNotFound     404 INDUSTRY_NOT_FOUND
+    │   ├── IndustryNotFound     404 INDUSTRY_NOT_FOUND
+    │   └── FaultRuleNotFound    404 FAULT_RULE_NOT_FOUND (control API)
     ├── MethodNotAllowed         405 METHOD_NOT_ALLOWED
     ├── PayloadTooLarge          413 PAYLOAD_TOO_LARGE
     ├── UnsupportedMediaType     415 UNSUPPORTED_MEDIA_TYPE
@@ -102,6 +103,13 @@ class IndustryNotFound(NotFound):
             f"No benchmarks for industry '{industry}'.",
             details={"industry": industry, "supported": sorted(supported)},
         )
+
+
+class FaultRuleNotFound(NotFound):
+    code = "FAULT_RULE_NOT_FOUND"
+
+    def __init__(self, rule_id: str) -> None:
+        super().__init__(f"No fault rule '{rule_id}'.", details={"id": rule_id})
 
 
 class MethodNotAllowed(ApiError):

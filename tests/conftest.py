@@ -178,8 +178,12 @@ def contract() -> Contract:
 
 @pytest.fixture(scope="session")
 def server() -> Iterator[ServerProcess]:
-    """One real server for the session; tests that need their own start one."""
-    with ServerProcess("--seed", "7") as running:
+    """One real server for the session; tests that need their own start one.
+
+    Rate limits are off here (the headers still come): many tests share its keys, and
+    the rate-limit tests run their own servers and apps.
+    """
+    with ServerProcess("--seed", "7", "--rate-limit", "off") as running:
         yield running
 
 

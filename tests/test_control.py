@@ -158,3 +158,33 @@ def test_no_control_removes_the_control_api():
     response = client.post("/_sandbox/reset")
     assert response.status_code == 404
     assert response.get_json()["error"]["code"] == "ENDPOINT_NOT_FOUND"
+
+
+def test_reset_restores_flaky_customers_and_rate_limit_windows_per_tenant():
+    client = create_app(rate_limit="3/min", rate_limit_clock=lambda: 1000.0).test_client()
+    flaky = {"customer_id": "test_customer_flaky"}
+    acme = {"X-API-Key": "qpk_test_acme"}
+    assert [client.post(ANALYZE, json=flaky, headers=KEY).status_code for _ in range(4)] == [
+        503,
+        503,
+        200,
+        429,
+    ]
+    assert client.post(ANALYZE, json=flaky, headers=acme).status_code == 503
+    client.post("/_sandbox/reset?tenant=linda_quilting")
+    assert client.post(ANALYZE, json=flaky, headers=KEY).status_code == 503
+    assert client.post(ANALYZE, json=flaky, headers=acme).status_code == 503
+    assert client.post(ANALYZE, json=flaky, headers=acme).status_code == 200
+
+
+def test_reset_all_reloads_the_fault_rules_from_the_faults_file(tmp_path):
+    rules = tmp_path / "faults.yaml"
+    rules.write_text("- {id: boot, match: {path: /api/insights/*}, fault: 500, times: 1}\n")
+    client = create_app(faults=rules).test_client()
+    client.post("/_sandbox/faults", json={"id": "runtime", "fault": 503})
+    benchmarks = "/api/insights/benchmarks/retail"
+    assert client.get(benchmarks, headers=KEY).status_code == 500
+    client.post("/_sandbox/reset")
+    assert [r["id"] for r in client.get("/_sandbox/faults").get_json()["rules"]] == ["boot"]
+    assert client.get(benchmarks, headers=KEY).status_code == 500
+    assert client.get(benchmarks, headers=KEY).status_code == 200

@@ -53,15 +53,20 @@ def snapshot(server: ServerProcess) -> list[bytes]:
 
 def test_two_processes_with_one_seed_answer_byte_identically():
     # Fresh servers: the session server holds other tests' ingested orders.
-    with ServerProcess("--seed", "7", env={"PYTHONHASHSEED": "1"}) as one:
+    with ServerProcess("--seed", "7", "--rate-limit", "off", env={"PYTHONHASHSEED": "1"}) as one:
         first = snapshot(one)
         assert snapshot(one) == first
-    with ServerProcess("--seed", "7", env={"PYTHONHASHSEED": "12345"}) as other:
+    with ServerProcess(
+        "--seed", "7", "--rate-limit", "off", env={"PYTHONHASHSEED": "12345"}
+    ) as other:
         assert snapshot(other) == first
 
 
 def test_another_seed_gives_other_customers():
-    with ServerProcess("--seed", "7") as one, ServerProcess("--seed", "8") as other:
+    with (
+        ServerProcess("--seed", "7", "--rate-limit", "off") as one,
+        ServerProcess("--seed", "8", "--rate-limit", "off") as other,
+    ):
         ours, theirs = snapshot(one), snapshot(other)
     # Random ids change; the benchmarks fixture does not.
     assert sum(a != b for a, b in zip(ours[:200], theirs[:200], strict=True)) >= 190

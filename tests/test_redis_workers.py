@@ -85,3 +85,20 @@ def test_workers_need_a_shared_store():
     )
     assert result.returncode == 2
     assert "needs a shared store" in result.stderr
+
+
+def test_fault_times_are_counted_once_across_workers(redis_url):
+    rule = {"match": {"path": "/api/intelligence/analyze"}, "fault": 503, "times": 3}
+    with ServerProcess("--store", redis_url, "--workers", "4", "--threads", "2") as server:
+        added = server.post("/_sandbox/faults", rule, key=None)
+        assert added.status_code == 201, added.text
+
+        def call(i: int) -> int:
+            body = {"customer_id": f"c{i}"}
+            return server.post("/api/intelligence/analyze", body).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(call, range(24)))
+        assert sorted(statuses) == [200] * 21 + [503] * 3
+        listed = server.get("/_sandbox/faults", key=None).json()["rules"]
+        assert listed[0]["remaining"] == 0 and listed[0]["fired"] == 3

@@ -1,7 +1,11 @@
 """The request pipeline every /api/ operation goes through, in this order:
 
-authenticate the key -> check its permission -> parse the JSON body -> validate it
-against the operation's schema -> run the view -> serialise the answer.
+authenticate the key -> count it against the key's rate limits -> check its permission
+-> parse the JSON body -> validate it against the operation's schema -> decide and
+inject faults and latency -> run the view -> serialise the answer.
+
+So faults only hit requests that would otherwise reach the operation, and every
+answer after authentication (errors included) carries the rate-limit headers.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Any
 
 from flask import Response, current_app, g, request
 
+from sandbox.api import faulting
 from sandbox.errors import MalformedJson, UnsupportedMediaType, ValidationFailed
 
 View = Callable[..., dict[str, Any]]
@@ -60,6 +65,7 @@ def operation(
             g.operation_id = operation_id
             api_key = sandbox.keyring.authenticate(request.headers.get("X-API-Key"))
             g.api_key = api_key
+            faulting.admit(sandbox, api_key)
             sandbox.keyring.require(api_key, permission)
             body = None
             contract_op = sandbox.contract.operation(operation_id)
@@ -75,7 +81,13 @@ def operation(
                         p.as_dict()
                         for p in sandbox.contract.unknown_request_fields(operation_id, body)
                     ]
+            decision = faulting.decide(sandbox, api_key, body)
+            injected = faulting.carry_out(sandbox, decision, permission, body, path_params)
+            if injected is not None:
+                return injected
             result = view(sandbox.platform, api_key.tenant, body, **path_params)
+            if decision.fault is not None and decision.fault.kind == "malformed":
+                return faulting.malformed(json_response(result), decision.fault)
             return json_response(result)
 
         return handle

@@ -39,4 +39,4 @@ def health():
     return json_response({"status": "ok", "version": __version__})
 
 
-from sandbox.control import state  # noqa: E402,F401  (registers its routes)
+from sandbox.control import faults, state  # noqa: E402,F401  (they register their routes)

@@ -72,6 +72,8 @@ def _dumps(value: Any) -> str:
 class RedisStore:
     """Implements both :class:`sandbox.store.base.Store` and ``Counters``."""
 
+    shares_counters = True  # the app keeps rate limits and fault counts here too
+
     def __init__(self, url: str, prefix: str = "quimbi:") -> None:
         self._redis = redis.Redis.from_url(url, decode_responses=True)
         self._prefix = prefix

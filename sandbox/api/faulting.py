@@ -1,0 +1,160 @@
+"""Rate limits and faults in the request pipeline: the Flask side of them.
+
+``sandbox.ratelimit`` and ``sandbox.faults`` decide; this module reads the request,
+carries the decision out (sleeps, injected error answers, truncated bodies, network
+faults via ``sandbox.netfaults``) and puts the rate-limit and ``X-Sandbox-*`` headers
+on the answer.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Response, g, request
+
+from sandbox.auth import ApiKey
+from sandbox.errors import (
+    ApiError,
+    CustomerNotFound,
+    EndpointNotFound,
+    IndustryNotFound,
+    InsufficientPermissions,
+    InternalError,
+    InvalidApiKey,
+    RateLimitExceeded,
+    ServiceUnavailable,
+    ValidationFailed,
+)
+from sandbox.faults import Decision, Fault, RequestFacts
+from sandbox.netfaults import ENVIRON_KEY
+
+FAULT_HEADER = "X-Sandbox-Fault"
+LATENCY_HEADER = "X-Sandbox-Latency"
+INJECTED_HEADER = "X-Sandbox-Fault-Injected"
+LATENCY_INJECTED_HEADER = "X-Sandbox-Latency-Injected"
+
+
+def admit(sandbox: Any, api_key: ApiKey) -> None:
+    """Count the request against its key's windows; 429 when over a limit."""
+    if api_key.rate_limited:  # the magic key: always over its limit
+        quota = sandbox.limiter.exhausted()
+        g.quota = quota
+        raise RateLimitExceeded(
+            quota.retry_after or 1, headers={INJECTED_HEADER: "429; source=key"}
+        )
+    quota = sandbox.limiter.admit(api_key.key)
+    g.quota = quota
+    if not quota.allowed:
+        raise RateLimitExceeded(quota.retry_after or 1)
+
+
+def customer_id_of(body: Any) -> str | None:
+    """The customer a request is about: ``customer_id`` or ``customer_profile.customer_id``."""
+    if not isinstance(body, dict):
+        return None
+    found = body.get("customer_id")
+    profile = body.get("customer_profile")
+    if found is None and isinstance(profile, dict):
+        found = profile.get("customer_id")
+    return found if isinstance(found, str) else None
+
+
+def decide(sandbox: Any, api_key: ApiKey, body: Any) -> Decision:
+    facts = RequestFacts(
+        method=request.method,
+        path=request.path,
+        api_key=api_key.key,
+        tenant=api_key.tenant,
+        customer_id=customer_id_of(body),
+        fault_header=request.headers.get(FAULT_HEADER),
+        latency_header=request.headers.get(LATENCY_HEADER),
+    )
+    try:
+        return sandbox.faults.decide(facts)
+    except ValueError as exc:
+        raise ValidationFailed(
+            [{"path": "", "message": str(exc)}],
+            message=f"Bad sandbox header: {exc}",
+        ) from None
+
+
+def _injected_error(
+    sandbox: Any, fault: Fault, permission: str, body: Any, path_params: dict[str, Any]
+) -> ApiError:
+    """An error answer indistinguishable from a real one (bar X-Sandbox-Fault-Injected)."""
+    status = fault.status
+    error: ApiError
+    if status == 401:
+        error = InvalidApiKey(fault.message or "Invalid API key.")
+    elif status == 403:
+        error = InsufficientPermissions(
+            fault.message or f"API key lacks the '{permission}' permission this endpoint requires.",
+            details={"required_permission": permission},
+        )
+    elif status == 404:
+        customer_id = customer_id_of(body)
+        if customer_id is not None:
+            error = CustomerNotFound(customer_id)
+        elif "industry" in path_params:
+            error = IndustryNotFound(path_params["industry"], sandbox.platform.benchmarks)
+        else:
+            error = EndpointNotFound(request.method, request.path)
+    elif status == 429:
+        quota = sandbox.limiter.exhausted()
+        g.quota = quota
+        error = RateLimitExceeded(fault.retry_after or quota.retry_after or 1)
+    elif status == 503:
+        error = ServiceUnavailable(fault.message, retry_after=fault.retry_after or 1)
+    else:
+        error = InternalError(fault.message)
+    if fault.code:
+        error.code = fault.code
+    if fault.message:
+        error.message = fault.message
+    if status == 401:
+        g.quota = None  # a real 401 never carries rate-limit headers
+    error.headers[INJECTED_HEADER] = fault.label
+    return error
+
+
+def carry_out(
+    sandbox: Any, decision: Decision, permission: str, body: Any, path_params: dict[str, Any]
+) -> Response | None:
+    """Sleep, then inject the fault. A Response means: answer with it, skip the view."""
+    if decision.latency_seconds > 0:
+        g.latency_ms = round(decision.latency_seconds * 1000)
+        time.sleep(decision.latency_seconds)
+    fault = decision.fault
+    if fault is None or fault.kind == "malformed":
+        return None
+    if fault.status is not None:
+        raise _injected_error(sandbox, fault, permission, body, path_params)
+    seconds = sandbox.faults.hang_seconds(fault) if fault.kind == "hang" else 0.0
+    request.environ[ENVIRON_KEY] = (fault.kind, seconds)
+    g.fault_injected = fault.label  # the journal's only witness: this answer is never sent
+    return Response(status=204)  # never sent: sandbox.netfaults drops the connection
+
+
+def malformed(response: Response, fault: Fault) -> Response:
+    """The real answer cut in half: still 200 and application/json, no longer JSON.
+
+    Content-Length matches what is sent, so clients fail parsing, not reading.
+    """
+    data = response.get_data()
+    response.set_data(data[: max(1, len(data) // 2)])
+    response.status_code = 200
+    response.headers[INJECTED_HEADER] = fault.label
+    return response
+
+
+def add_headers(response: Response) -> Response:
+    """after_request: rate-limit headers for a counted key, and the latency we added."""
+    quota = g.get("quota")
+    if quota is not None:
+        for name, value in quota.headers().items():
+            response.headers.setdefault(name, value)
+    latency_ms = g.get("latency_ms")
+    if latency_ms is not None:
+        response.headers[LATENCY_INJECTED_HEADER] = str(latency_ms)
+    return response

@@ -1,0 +1,92 @@
+"""Network faults at the WSGI level: drop a connection with no HTTP answer at all.
+
+Flask can only answer; cutting the connection needs the raw socket, which the servers
+expose in the WSGI environ (gunicorn as ``gunicorn.socket``, werkzeug's threaded server
+as ``werkzeug.socket``). A view asks for a fault by setting :data:`ENVIRON_KEY`; this
+middleware lets the app finish, throws its answer away and then:
+
+- ``reset``: sets ``SO_LINGER`` to (on, 0 s) and closes the socket, so the kernel sends
+  a TCP RST (gunicorn). werkzeug keeps a buffered reader on the socket object, which
+  keeps the descriptor open past ``close()`` and would read from it again; there the
+  descriptor is swapped (``dup2``) for one end of a socket pair whose other end is
+  closed: that drops the last reference to the TCP socket (RST) and the server's next
+  read sees a clean end of stream. If that is impossible, the socket is shut down
+  (FIN): the client still sees the connection end without a response.
+- ``hang``: holds the connection for the asked seconds (capped by the caller), then
+  shuts it down without a response.
+
+Both end by raising ``ConnectionResetError``, which gunicorn and werkzeug treat as a
+client that went away: nothing more is written and nothing is logged as an error.
+No Flask here.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import struct
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+ENVIRON_KEY = "sandbox.network_fault"  # value: ("reset" | "hang", seconds)
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def _raw_socket(environ: dict[str, Any]) -> tuple[socket.socket | None, bool]:
+    """The client socket and whether closing it really closes the descriptor."""
+    sock = environ.get("gunicorn.socket")
+    if isinstance(sock, socket.socket):
+        return sock, True
+    sock = environ.get("werkzeug.socket")
+    if isinstance(sock, socket.socket):
+        return sock, False
+    return None, False
+
+
+def _abort(sock: socket.socket, closes: bool) -> None:
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        if closes:
+            sock.close()
+            return
+        spare, peer = socket.socketpair()
+        with spare, peer:
+            os.dup2(spare.fileno(), sock.fileno())
+    except OSError:
+        _shut(sock)  # the client may have gone first; the connection ends either way
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+class NetworkFaults:
+    """WSGI middleware that carries out ``reset`` and ``hang`` requested by the app."""
+
+    def __init__(self, app: WsgiApp, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.app = app
+        self._sleep = sleep
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]):
+        result = self.app(environ, start_response)
+        fault = environ.get(ENVIRON_KEY)
+        if fault is None:
+            return result
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+        kind, seconds = fault
+        sock, closes = _raw_socket(environ)
+        if kind == "hang":
+            self._sleep(seconds)
+            if sock is not None:
+                _shut(sock)
+        elif sock is not None:
+            _abort(sock, closes)
+        raise ConnectionResetError(errno.ECONNRESET, f"sandbox fault: {kind}")
