@@ -148,7 +148,8 @@ class Platform:
 
     def predict_ltv(self, tenant: str, body: dict[str, Any]) -> dict[str, Any]:
         history = self.history(tenant, body["customer_id"])
-        return self.model.ltv_forecast(history, body.get("horizon_months", 12))
+        # JSON Schema counts 12.0 as an integer; the model wants a real int.
+        return self.model.ltv_forecast(history, int(body.get("horizon_months", 12)))
 
     def generate_message(self, tenant: str, body: dict[str, Any]) -> dict[str, Any]:
         return generation.generate_message(body["customer_profile"], body["context"])
