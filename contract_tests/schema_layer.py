@@ -125,6 +125,7 @@ def explore(target: Target, operation_id: str) -> dict[str, CheckFailure | None]
     headers = {_KEY_HEADER: target.options.api_key}
     names = list(SCHEMATHESIS_CHECKS)
     for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+
         @hypothesis_seed(target.options.seed)
         @target.hypothesis_settings()
         @given(case=operation.as_strategy(generation_mode=mode))

@@ -13,6 +13,7 @@ import json
 import random
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -102,10 +103,12 @@ class PacedSession(requests.Session):
         super().__init__()
         self.pacer = pacer
         self.sent = 0
+        self.paths: Counter[str] = Counter()  # what was called, e.g. to prove --read-only
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         self.pacer.wait()
         self.sent += 1
+        self.paths[urlparse(request.url or "").path] += 1
         kwargs.setdefault("timeout", TIMEOUT_SECONDS)
         return super().send(request, **kwargs)
 
