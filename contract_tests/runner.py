@@ -75,11 +75,12 @@ def run(
     return results, target
 
 
-def progress_printer(stream: TextIO = sys.stderr) -> Callable[[Result, int, int], None]:
+def progress_printer(stream: TextIO | None = None) -> Callable[[Result, int, int], None]:
     def show(result: Result, index: int, total: int) -> None:
+        out = stream or sys.stderr  # looked up late, so redirections apply
         mark = {PASSED: "ok", FAILED: "FAIL", SKIPPED: "skip", ERROR: "ERROR"}[result.outcome]
-        stream.write(f"[{index:>3}/{total}] {mark:<5} {result.label} ({result.seconds:.1f}s)\n")
-        stream.flush()
+        out.write(f"[{index:>3}/{total}] {mark:<5} {result.label} ({result.seconds:.1f}s)\n")
+        out.flush()
 
     return show
 
