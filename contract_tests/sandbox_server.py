@@ -101,10 +101,10 @@ class SandboxServer:
 
     def requests(self, **filters: str) -> list[dict[str, Any]]:
         """The journal: the last requests the sandbox served, newest last."""
-        return _entries(self._control("GET", "/requests", params=filters or None), "requests")
+        return _entries(self._control("GET", "/requests", params=filters or None))
 
     def violations(self, **filters: str) -> list[dict[str, Any]]:
-        return _entries(self._control("GET", "/violations", params=filters or None), "violations")
+        return _entries(self._control("GET", "/violations", params=filters or None))
 
     def assert_no_violations(self, **filters: str) -> None:
         """Fail with every contract violation the client committed, field by field."""
@@ -116,16 +116,20 @@ class SandboxServer:
             )
 
 
-def _entries(payload: Any, name: str) -> list[dict[str, Any]]:
+def _entries(payload: Any) -> list[dict[str, Any]]:
+    # Both journal endpoints answer {"count": N, "requests": [entry, ...]}.
     if isinstance(payload, dict):
-        payload = payload.get(name, payload.get("items", []))
+        payload = payload.get("requests", [])
     return list(payload or [])
 
 
 def format_violation(entry: dict[str, Any]) -> str:
-    head = f"  {entry.get('method', '?')} {entry.get('path', '?')} -> {entry.get('status', '?')}"
+    head = (
+        f"  {entry.get('method', '?')} {entry.get('path', '?')} -> {entry.get('status', '?')}"
+        f" {entry.get('error_code') or ''}"
+    ).rstrip()
     problems = next(
-        (entry[k] for k in ("violations", "problems", "errors") if isinstance(entry.get(k), list)),
+        (entry[k] for k in ("problems", "violations", "errors") if isinstance(entry.get(k), list)),
         [],
     )
     lines = [head]
