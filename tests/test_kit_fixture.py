@@ -47,6 +47,7 @@ def test_client_reads_a_documented_customer(quimbi_sandbox):
     profile = client.analyze("test_customer_high_ltv")
     assert profile["behavioral_metrics"]["total_orders"] == 12
     assert profile["predictions"]["churn_risk_level"] == "low"
+    quimbi_sandbox.assert_no_violations()
 
 
 def test_control_api_errors_name_the_endpoint(quimbi_sandbox):
