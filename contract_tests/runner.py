@@ -1,0 +1,171 @@
+"""Runs selected checks against a target and reports: progress, failures, summary, JUnit.
+
+One result per (layer, check, operation). The CLI prints the report; the pytest plugin
+turns each result into a test. Reports never hide the key: the curl lines are meant to
+be pasted on the machine that ran the kit.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from contract_tests import schema_layer, semantics, stateful  # noqa: F401  (registers checks)
+from contract_tests.registry import LAYERS, REGISTRY, Check, CheckFailure, CheckSkipped
+from contract_tests.target import Options, Target
+
+PASSED, FAILED, SKIPPED, ERROR = "passed", "failed", "skipped", "error"
+
+
+@dataclass
+class Result:
+    layer: str
+    check: str
+    operation: str
+    outcome: str
+    seconds: float
+    failure: CheckFailure | None = None
+    message: str = ""  # why skipped, or the traceback of an error
+
+    @property
+    def label(self) -> str:
+        return f"{self.layer}/{self.check}[{self.operation}]"
+
+
+def run_one(target: Target, item: Check, operation: str) -> Result:
+    started = time.monotonic()
+    outcome, failure, message = PASSED, None, ""
+    try:
+        item.run(target, operation)
+    except CheckFailure as exc:
+        outcome, failure = FAILED, exc
+    except CheckSkipped as exc:
+        outcome, message = SKIPPED, str(exc)
+    except Exception:  # a crash in a check (or the connection) is reported, not hidden
+        outcome, message = ERROR, traceback.format_exc(limit=6)
+    return Result(
+        item.layer, item.name, operation, outcome, time.monotonic() - started, failure, message
+    )
+
+
+def selected(options: Options) -> list[tuple[Check, str]]:
+    pairs = REGISTRY.select(options.select, read_only=options.read_only)
+    return sorted(pairs, key=lambda pair: LAYERS.index(pair[0].layer))
+
+
+def run(
+    options: Options,
+    progress: Callable[[Result, int, int], None] | None = None,
+) -> tuple[list[Result], Target]:
+    target = Target(options)
+    pairs = selected(options)
+    results = []
+    for index, (item, operation) in enumerate(pairs, start=1):
+        result = run_one(target, item, operation)
+        results.append(result)
+        if progress:
+            progress(result, index, len(pairs))
+    return results, target
+
+
+def progress_printer(stream: TextIO | None = None) -> Callable[[Result, int, int], None]:
+    def show(result: Result, index: int, total: int) -> None:
+        out = stream or sys.stderr  # looked up late, so redirections apply
+        mark = {PASSED: "ok", FAILED: "FAIL", SKIPPED: "skip", ERROR: "ERROR"}[result.outcome]
+        out.write(f"[{index:>3}/{total}] {mark:<5} {result.label} ({result.seconds:.1f}s)\n")
+        out.flush()
+
+    return show
+
+
+def format_report(
+    results: Iterable[Result], options: Options, requests_sent: int, waited: float = 0.0
+) -> str:
+    results = list(results)
+    lines = []
+    bad = [r for r in results if r.outcome in (FAILED, ERROR)]
+    for number, result in enumerate(bad, start=1):
+        lines.append(f"{number}. {result.layer} / {result.check} / {result.operation}")
+        if result.failure is not None:
+            lines.append(f"   expected: {result.failure.expected}")
+            lines.append(f"   actual:   {result.failure.actual}")
+            if result.failure.curl:
+                lines.append(f"   reproduce: {result.failure.curl}")
+        else:
+            lines.append("   the check itself crashed:")
+            lines.extend("   " + line for line in result.message.rstrip().splitlines())
+        lines.append("")
+    lines.append(summary_table(results))
+    counts = Counter(r.outcome for r in results)
+    lines.append(
+        f"{counts[PASSED]} passed, {counts[FAILED]} failed, {counts[ERROR]} errors,"
+        f" {counts[SKIPPED]} skipped; {requests_sent} requests to {options.base_url};"
+        f" seed {options.seed} (rerun with --seed {options.seed})"
+        + (f"; waited {waited:.0f}s for the target's rate limit" if waited else "")
+    )
+    return "\n".join(lines) + "\n"
+
+
+def summary_table(results: list[Result]) -> str:
+    rows: dict[tuple[str, str], Counter] = {}
+    for result in results:
+        rows.setdefault((result.layer, result.check), Counter())[result.outcome] += 1
+    header = ("layer", "check", "passed", "failed", "skipped")
+    body = [
+        (layer, name, str(c[PASSED]), str(c[FAILED] + c[ERROR]), str(c[SKIPPED]))
+        for (layer, name), c in rows.items()
+    ]
+    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+
+    def fmt(row: tuple[str, ...]) -> str:
+        return "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([fmt(header), rule, *(fmt(row) for row in body), rule])
+
+
+def write_junit(results: list[Result], path: Path, options: Options) -> None:
+    """One <testcase> per (layer, check, operation): classname layer.check, name operation."""
+    counts = Counter(r.outcome for r in results)
+    suite = ET.Element(
+        "testsuite",
+        name="quimbi-contract",
+        tests=str(len(results)),
+        failures=str(counts[FAILED]),
+        errors=str(counts[ERROR]),
+        skipped=str(counts[SKIPPED]),
+        time=f"{sum(r.seconds for r in results):.3f}",
+    )
+    properties = ET.SubElement(suite, "properties")
+    for name, value in (("base_url", options.base_url), ("seed", str(options.seed))):
+        ET.SubElement(properties, "property", name=name, value=value)
+    for result in results:
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname=f"{result.layer}.{result.check}",
+            name=result.operation,
+            time=f"{result.seconds:.3f}",
+        )
+        if result.failure is not None:
+            failure = result.failure
+            element = ET.SubElement(case, "failure", message=f"expected {failure.expected}")
+            element.text = f"expected: {failure.expected}\nactual: {failure.actual}\n" + (
+                f"reproduce: {failure.curl}\n" if failure.curl else ""
+            )
+        elif result.outcome == ERROR:
+            ET.SubElement(case, "error", message="check crashed").text = result.message
+        elif result.outcome == SKIPPED:
+            ET.SubElement(case, "skipped", message=result.message)
+    tree = ET.ElementTree(ET.Element("testsuites"))
+    tree.getroot().append(suite)
+    ET.indent(tree)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tree.write(path, encoding="utf-8", xml_declaration=True)
