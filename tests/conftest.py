@@ -31,6 +31,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def serve_must_refuse(*args: str, says: str) -> None:
+    """`quimbi-sandbox serve ARGS` exits 2 with ``says`` on stderr and no traceback."""
+    result = subprocess.run(
+        [sys.executable, "-m", "sandbox", "serve", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert says in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 class ServerProcess:
     """`quimbi-sandbox serve` in a child process on a free loopback port."""
 

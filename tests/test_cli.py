@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from sandbox.config import ConfigError, Settings
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, serve_must_refuse
 
 
 def test_flags_win_over_env_which_wins_over_defaults():
@@ -54,16 +54,7 @@ def test_every_setting_is_a_flag_and_an_env_var():
 
 
 def test_bad_config_exits_2_with_a_message(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "sandbox", "serve", "--keys", str(tmp_path / "none.yaml")],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert result.returncode == 2
-    assert "cannot read keys file" in result.stderr
-    assert "Traceback" not in result.stderr
+    serve_must_refuse("--keys", str(tmp_path / "none.yaml"), says="cannot read keys file")
 
 
 def test_sigterm_stops_the_server_cleanly():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, free_port, serve_must_refuse
 
 
 def order(order_id: str, total: float) -> dict:
@@ -56,35 +56,11 @@ def test_four_workers_ingest_concurrently_without_losing_orders(redis_url):
 
 
 def test_unreachable_redis_is_a_clear_start_up_error():
-    import subprocess
-    import sys
-
-    from tests.conftest import free_port
-
-    result = subprocess.run(
-        [sys.executable, "-m", "sandbox", "serve", "--store", f"redis://127.0.0.1:{free_port()}/0"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert result.returncode == 2
-    assert "cannot reach Redis" in result.stderr
+    serve_must_refuse("--store", f"redis://127.0.0.1:{free_port()}/0", says="cannot reach Redis")
 
 
 def test_workers_need_a_shared_store():
-    import subprocess
-    import sys
-
-    result = subprocess.run(
-        [sys.executable, "-m", "sandbox", "serve", "--workers", "2"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert result.returncode == 2
-    assert "needs a shared store" in result.stderr
+    serve_must_refuse("--workers", "2", says="needs a shared store")
 
 
 def test_fault_times_are_counted_once_across_workers(redis_url):
