@@ -1,6 +1,6 @@
 """The sandbox against Prism and a bare-Flask floor, on the same machine and the same load.
 
-    python bench/run.py                # about 5 minutes; writes bench/RESULTS.md
+    python bench/run.py                # about 4 minutes; writes bench/RESULTS.md
     python bench/run.py --seconds 2 --skip-kit --out /tmp/quick.md
 
 Installs what it needs (wrk from Debian when absent; Prism from npm into a temp dir),
