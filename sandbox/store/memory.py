@@ -1,19 +1,51 @@
 """The in-memory store: per-tenant ingested data, the journal and shared values.
 
 Thread-safe; lives in one process. Implements :class:`sandbox.store.base.Store`.
+
+Orders (what integrators ingest by the hundred thousand) are kept as tuples with
+interned repeated strings (customer ids, dates, product fields) and turned back into
+the dicts ``sandbox.platform.normalise_order`` makes when read: a stored order costs
+a few hundred bytes instead of a kilobyte of dicts.
 """
 
 from __future__ import annotations
 
 import copy
+import sys
 import threading
 from collections import defaultdict, deque
 from typing import Any
 
+_ORDER_FIELDS = ("customer_id", "order_id", "order_date", "total_cents")
+_ITEM_FIELDS = ("product_id", "product_name", "category", "quantity", "price_cents")
+PackedOrder = tuple[Any, ...]
+
+
+def _interned(value: Any) -> Any:
+    return sys.intern(value) if isinstance(value, str) else value
+
+
+def _pack(order: dict[str, Any]) -> PackedOrder:
+    """A normalised order as a tuple; repeated strings shared between orders."""
+    items = tuple(tuple(_interned(item[name]) for name in _ITEM_FIELDS) for item in order["items"])
+    return (
+        _interned(order["customer_id"]),
+        order["order_id"],
+        _interned(order["order_date"]),
+        order["total_cents"],
+        items,
+    )
+
+
+def _unpack(packed: PackedOrder) -> dict[str, Any]:
+    order = dict(zip(_ORDER_FIELDS, packed, strict=False))
+    order["items"] = [dict(zip(_ITEM_FIELDS, item, strict=True)) for item in packed[4]]
+    return order
+
 
 class _TenantState:
     def __init__(self) -> None:
-        self.orders: dict[str, dict[str, Any]] = {}  # order_id -> order, ingestion order
+        self.orders: dict[str, PackedOrder] = {}  # order_id -> order, ingestion order
         self.orders_by_customer: dict[str, list[str]] = defaultdict(list)
         self.interactions: list[dict[str, Any]] = []
         self.interactions_by_customer: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -40,8 +72,9 @@ class MemoryStore:
                 if order["order_id"] not in state.orders and order["order_id"] not in fresh:
                     fresh[order["order_id"]] = order
             for order_id, order in fresh.items():
-                state.orders[order_id] = order
-                state.orders_by_customer[order["customer_id"]].append(order_id)
+                packed = _pack(order)
+                state.orders[order_id] = packed
+                state.orders_by_customer[packed[0]].append(order_id)
             return list(fresh.values())
 
     def add_interactions(self, tenant: str, interactions: list[dict[str, Any]]) -> int:
@@ -57,7 +90,7 @@ class MemoryStore:
             state = self._tenants.get(tenant)
             if state is None:
                 return []
-            return [state.orders[i] for i in state.orders_by_customer.get(customer_id, ())]
+            return [_unpack(state.orders[i]) for i in state.orders_by_customer.get(customer_id, ())]
 
     def interactions_for(self, tenant: str, customer_id: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -92,9 +125,10 @@ class MemoryStore:
             state = self._tenants.get(tenant)
             if state is None:
                 return {"orders": [], "interactions": []}
-            return copy.deepcopy(
-                {"orders": list(state.orders.values()), "interactions": state.interactions}
-            )
+            return {
+                "orders": [_unpack(packed) for packed in state.orders.values()],
+                "interactions": copy.deepcopy(state.interactions),
+            }
 
     def replace_tenant(
         self, tenant: str, orders: list[dict[str, Any]], interactions: list[dict[str, Any]]

@@ -1,0 +1,210 @@
+"""What the benchmark drives: servers as child processes, wrk runs, RSS, tool installs.
+
+Standard library only. Every server binds 127.0.0.1 on a free port and is stopped
+(SIGTERM, then SIGKILL) when the benchmark ends; every load run is bounded by wrk's
+``-d`` and a timeout.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+WRK_DIR = BENCH_DIR / "wrk"
+KEY = "qpk_test_sandbox"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def post(port: int, path: str, body: bytes, timeout: float = 5.0) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        headers = {"Content-Type": "application/json", "X-API-Key": KEY}
+        conn.request("POST", path, body=body, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+ANALYZE_PATH = "/api/intelligence/analyze"
+ANALYZE_BODY = b'{"customer_id":"test_customer_high_ltv","context":{}}'
+
+
+@dataclass
+class Server:
+    """One server under test, started as a child process in its own process group."""
+
+    name: str
+    command: list[str]
+    port: int
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen | None = None
+    startup_seconds: float | None = None
+    log: Path | None = None
+
+    def start(self, timeout: float = 60.0) -> Server:
+        """Start and wait for the first 200 on analyze; the wait is the start-up time."""
+        self.log = Path(tempfile.mkstemp(prefix=f"bench-{self.name}-", suffix=".log")[1])
+        started = time.perf_counter()
+        self.process = subprocess.Popen(
+            self.command,
+            cwd=ROOT,
+            env={**os.environ, **self.env},
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = started + timeout
+        while time.perf_counter() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited early; see {self.log}")
+            try:
+                status, _ = post(self.port, ANALYZE_PATH, ANALYZE_BODY, timeout=1.0)
+            except OSError:
+                status = 0
+            if status == 200:
+                self.startup_seconds = time.perf_counter() - started
+                return self
+            time.sleep(0.005)
+        self.stop()
+        raise RuntimeError(f"{self.name} gave no 200 within {timeout} s; see {self.log}")
+
+    def memory_bytes(self) -> tuple[int, int]:
+        """(RSS, PSS) summed over the server's process tree (gunicorn arbiter and worker, or
+        node). RSS counts pages a forked worker shares with its arbiter twice; PSS splits
+        them, so it is what the tree really costs."""
+        assert self.process is not None
+        pids = _tree(self.process.pid)
+        return sum(_smaps(pid, "Rss:") for pid in pids), sum(_smaps(pid, "Pss:") for pid in pids)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+
+def _tree(pid: int) -> list[int]:
+    found, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        found.append(current)
+        children = Path(f"/proc/{current}/task/{current}/children")
+        if children.exists():
+            queue.extend(int(child) for child in children.read_text().split())
+    return found
+
+
+def _smaps(pid: int, field: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith(field):
+                return int(line.split()[1]) * 1024
+    except FileNotFoundError:
+        pass
+    return 0
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+    socket_errors: int
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+
+def run_wrk(port: int, scenario: str, path: str, connections: int, seconds: float, tag: str):
+    """One bounded wrk run of ``bench/wrk/<scenario>.lua`` against 127.0.0.1:port."""
+    script = Path(tempfile.mkstemp(prefix=f"bench-{scenario}-", suffix=".lua")[1])
+    script.write_text(
+        (WRK_DIR / f"{scenario}.lua").read_text() + "\n" + (WRK_DIR / "common.lua").read_text()
+    )
+    command = [
+        "wrk",
+        f"-t{min(connections, 2)}",
+        f"-c{connections}",
+        f"-d{round(seconds)}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(script),
+        f"http://127.0.0.1:{port}{path}",
+        "--",
+        tag,
+    ]
+    try:
+        output = subprocess.run(
+            command, capture_output=True, text=True, timeout=seconds + 30, check=True
+        ).stdout
+    finally:
+        script.unlink()
+    line = next(line for line in output.splitlines() if line.startswith("BENCH "))
+    figures = json.loads(line.removeprefix("BENCH "))
+    return LoadResult(
+        figures["requests"],
+        figures["duration_us"] / 1e6,
+        figures["p50_us"] / 1000,
+        figures["p99_us"] / 1000,
+        figures["non_2xx"],
+        figures["socket_errors"],
+    )
+
+
+def ensure_wrk() -> str:
+    """wrk from Debian, installed when absent (needs root, as in CI and the dev machines)."""
+    if shutil.which("wrk") is None:
+        if os.geteuid() != 0:
+            sys.exit("bench: wrk is not installed; run: sudo apt-get install -y wrk")
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
+    result = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
+    return (result.stdout or result.stderr).splitlines()[0].strip()
+
+
+def install_prism(spec: str, directory: Path) -> Path:
+    """``npm install`` Prism into ``directory`` (reused when it is already there)."""
+    binary = directory / "node_modules" / ".bin" / "prism"
+    if not binary.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(directory),
+             spec],
+            check=True,
+            timeout=600,
+        )  # fmt: skip
+    return binary
+
+
+def tool_version(command: list[str]) -> str:
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return (result.stdout or result.stderr).strip().splitlines()[0]

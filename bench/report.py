@@ -1,0 +1,146 @@
+"""bench/RESULTS.md from one run's figures, with the issue's targets checked against them.
+
+Everything above the notes marker is rewritten on every run; what follows it (the
+hand-written explanation of the figures) is kept.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+NOTES_MARKER = (
+    "<!-- notes: everything below this line is kept when bench/run.py rewrites the file -->"
+)
+SANDBOX, QUIET, LOUD, FLOOR = "sandbox", "prism (quiet)", "prism (default log)", "floor"
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b else "n/a"
+
+
+def _load_table(per_server: dict[str, dict[int, Any]]) -> list[str]:
+    names = list(per_server)
+    lines = [
+        "| c | "
+        + " | ".join(f"{n} req/s · p50 · p99 (ms)" for n in names)
+        + " | sandbox/prism quiet |",
+        "|---|" + "---|" * (len(names) + 1),
+    ]
+    for connections in sorted(next(iter(per_server.values()))):
+        cells = []
+        for name in names:
+            r = per_server[name][connections]
+            errors = f" ({r.non_2xx} non-2xx)" if r.non_2xx else ""
+            cells.append(f"{r.rps:,.0f} · {r.p50_ms:.2f} · {r.p99_ms:.2f}{errors}")
+        ratio = "n/a"
+        if SANDBOX in per_server and QUIET in per_server:
+            ratio = _ratio(per_server[SANDBOX][connections].rps, per_server[QUIET][connections].rps)
+        lines.append(f"| {connections} | " + " | ".join(cells) + f" | {ratio} |")
+    return lines
+
+
+def _targets(memory: dict[str, dict[str, float]], load: dict[str, Any]) -> list[str]:
+    at8 = {name: runs[8] for name, runs in load["analyze_magic"].items()}
+    sandbox, quiet, loud, floor = at8[SANDBOX], at8[QUIET], at8[LOUD], at8[FLOOR]
+    mem = memory[SANDBOX]
+    rows = [
+        ("analyze c=8 vs Prism quiet", ">= 1.0x", sandbox.rps / quiet.rps, 1.0, "x"),
+        ("analyze c=8 vs Prism default logging", ">= 1.7x", sandbox.rps / loud.rps, 1.7, "x"),
+        ("analyze c=8 vs bare-Flask floor", ">= 70 %", sandbox.rps / floor.rps * 100, 70, "%"),
+        ("analyze c=8 p99 vs Prism quiet p99", "<= 1.0x", sandbox.p99_ms / quiet.p99_ms, -1.0, "x"),
+        ("start-up to first 200", "<= 0.5 s", mem["startup_s"], -0.5, " s"),
+        ("idle RSS (process tree, summed)", "<= 80 MB", mem["rss_idle_mb"], -80, " MB"),
+        ("idle PSS (process tree)", "<= 80 MB", mem["pss_idle_mb"], -80, " MB"),
+        ("RSS growth per ingested order", "<= 1024 B", mem["growth_bytes_per_order"], -1024, " B"),
+    ]
+    lines = ["| Target | Wanted | Measured | Met |", "|---|---|---|---|"]
+    for name, wanted, value, bound, unit in rows:
+        met = value >= bound if bound > 0 else value <= -bound
+        shown = f"{value:.2f}{unit}" if unit in {"x", " s"} else f"{value:,.0f}{unit}"
+        lines.append(f"| {name} | {wanted} | {shown} | {'yes' if met else '**no**'} |")
+    return lines
+
+
+def write_report(
+    path: Path,
+    *,
+    versions: dict[str, str],
+    memory: dict[str, dict[str, float]],
+    load: dict[str, Any],
+    kit: dict[str, Any] | None,
+    seconds_per_point: float,
+    total_seconds: float,
+) -> None:
+    notes = ""
+    if path.exists() and NOTES_MARKER in path.read_text(encoding="utf-8"):
+        notes = path.read_text(encoding="utf-8").split(NOTES_MARKER, 1)[1]
+    lines = [
+        "# Benchmark: the sandbox against Prism and a bare-Flask floor",
+        "",
+        "Written by `python bench/run.py` (see README, Performance). One run, one machine,",
+        f"the same wrk load for every server, {seconds_per_point:g} s per point after a 1 s",
+        "warm-up, servers taking turns; the whole run took "
+        f"{total_seconds / 60:.1f} minutes. All traffic on 127.0.0.1; wrk shares the cores.",
+        "",
+        "## Machine and versions",
+        "",
+        "| | |",
+        "|---|---|",
+        *[f"| {name} | {value} |" for name, value in versions.items()],
+        "",
+        "Servers: **sandbox** = `quimbi-sandbox serve` with default settings (gunicorn gthread,",
+        "1 worker, 8 threads, in-memory store) and `--rate-limit off` (the headers are still",
+        "sent); **sandbox (limit on)** = the same with `--rate-limit "
+        "100000/min,1000000/hour`, so every request does the rate-limit bookkeeping;",
+        "**prism (quiet)** = `prism mock openapi.yaml --verboseLevel silent`; **prism (default",
+        "log)** = `prism mock openapi.yaml` logging to a file; **floor** = `bench/floor_app.py`,",
+        "a bare Flask app returning a fixed 849-byte body on the sandbox's gunicorn settings.",
+        "",
+        "## Targets (analyze, magic customer, c=8)",
+        "",
+        *_targets(memory, load),
+        "",
+        "## Start-up and memory",
+        "",
+        "Start-up: process start to the first `200` on analyze. RSS and PSS: the whole process",
+        "tree (gunicorn arbiter + worker; node), idle 1 s after start-up, then after 100,000",
+        "orders ingested in batches of 10 (unique ids, 5,000 customers) on one connection.",
+        "",
+        "| Server | Start-up (s) | RSS idle (MB) | PSS idle (MB) | RSS after 100k orders (MB) "
+        "| PSS after (MB) | RSS growth per order (B) |",
+        "|---|---|---|---|---|---|---|",
+        *[
+            f"| {name} | {m['startup_s']:.2f} | {m['rss_idle_mb']:.1f} | {m['pss_idle_mb']:.1f} "
+            f"| {m['rss_after_mb']:.1f} | {m['pss_after_mb']:.1f} "
+            f"| {m['growth_bytes_per_order']:,.0f} |"
+            for name, m in memory.items()
+        ],
+        "",
+        "## Throughput and latency",
+        "",
+    ]
+    titles = {
+        "analyze_magic": "analyze, magic customer (`test_customer_high_ltv`, same body)",
+        "analyze_random": "analyze, random generated customers (ids from a million)",
+        "message": "generation/message (the contract's example body)",
+        "ingest_orders": "ingest_orders, batches of 10 unique orders",
+    }
+    for scenario, per_server in load.items():
+        lines += [f"### {titles[scenario]}", "", *_load_table(per_server), ""]
+    if kit is not None:
+        lines += [
+            "## Contract kit",
+            "",
+            "`quimbi-contract --base-url ... --api-key qpk_test_sandbox --second-api-key",
+            "qpk_test_acme --seed 1` (default profile) against a fresh local sandbox started with",
+            f"`--rate-limit 100000/min,1000000/hour`: **{kit['seconds']:.0f} s**, exit code "
+            f"{kit['exit_code']} (target: under 2 minutes). Its last lines:",
+            "",
+            "```",
+            *kit["tail"],
+            "```",
+            "",
+        ]
+    lines.append(NOTES_MARKER)
+    path.write_text("\n".join(lines) + (notes if notes else "\n"), encoding="utf-8")

@@ -1,0 +1,270 @@
+"""The sandbox against Prism and a bare-Flask floor, on the same machine and the same load.
+
+    python bench/run.py                # about 4 minutes; writes bench/RESULTS.md
+    python bench/run.py --seconds 2 --skip-kit --out /tmp/quick.md
+
+Installs what it needs (wrk from Debian when absent; Prism from npm into a temp dir),
+starts every server on 127.0.0.1, measures start-up to the first 200 and RSS (idle and
+after 100,000 ingested orders), then drives each scenario at concurrency 1, 8 and 32
+with wrk, the servers taking turns (the order flips at each point), and finally times
+the contract kit's default profile against a fresh sandbox. Never run by the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import (  # noqa: E402  (bench/ is a directory of scripts, not a package)
+    ROOT,
+    LoadResult,
+    Server,
+    ensure_wrk,
+    free_port,
+    install_prism,
+    run_wrk,
+    tool_version,
+)
+from report import write_report  # noqa: E402
+
+SCENARIOS = {
+    "analyze_magic": "/api/intelligence/analyze",
+    "analyze_random": "/api/intelligence/analyze",
+    "message": "/api/generation/message",
+    "ingest_orders": "/api/data/ingest_orders",
+}
+CONCURRENCY = (1, 8, 32)
+HIGH_LIMIT = "100000/min,1000000/hour"
+INGESTED_ORDERS = 100_000
+
+
+def sandbox(name: str, rate_limit: str) -> Server:
+    port = free_port()
+    # As the Docker image starts it (`quimbi-sandbox serve`, default settings), on loopback.
+    command = [sys.executable, "-m", "sandbox", "serve", "--port", str(port)]
+    return Server(name, [*command, "--rate-limit", rate_limit], port)
+
+
+def prism(name: str, binary: Path, level: str | None) -> Server:
+    port = free_port()
+    command = [str(binary), "mock", "-h", "127.0.0.1", "-p", str(port), "openapi.yaml"]
+    return Server(name, command + (["--verboseLevel", level] if level else []), port)
+
+
+def floor() -> Server:
+    port = free_port()
+    return Server("floor", [sys.executable, "bench/floor_app.py", str(port)], port)
+
+
+def ingest_orders(server: Server, count: int) -> float:
+    """``count`` unique orders in batches of 10 over one keep-alive connection; seconds."""
+    import http.client
+
+    started = time.perf_counter()
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    headers = {"Content-Type": "application/json", "X-API-Key": "qpk_test_sandbox"}
+    try:
+        for batch in range(count // 10):
+            orders = [
+                {
+                    "customer_id": f"mem_cust_{(batch * 10 + i) % 5000}",
+                    "order_id": f"mem_{batch}_{i}",
+                    "order_date": "2024-01-14T16:05:00Z",
+                    "total_price": 49.9,
+                    "items": [
+                        {
+                            "product_id": "prod_fq_001",
+                            "product_name": "Fat Quarter Bundle",
+                            "category": "fabric",
+                            "quantity": 2,
+                            "price": 24.95,
+                        }
+                    ],
+                }  # fmt: skip
+                for i in range(10)
+            ]
+            body = json.dumps({"source": "shopify", "orders": orders})
+            conn.request("POST", "/api/data/ingest_orders", body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            if response.status != 200:
+                raise RuntimeError(f"{server.name}: ingest answered {response.status}")
+    finally:
+        conn.close()
+    return time.perf_counter() - started
+
+
+def measure_memory(servers: list[Server]) -> dict[str, dict[str, float]]:
+    """Start-up and RSS, one server at a time so nothing else competes for the cores."""
+    figures: dict[str, dict[str, float]] = {}
+    for server in servers:
+        server.start()
+        try:
+            time.sleep(1.0)
+            idle, idle_pss = server.memory_bytes()
+            seconds = ingest_orders(server, INGESTED_ORDERS)
+            time.sleep(0.5)
+            after, after_pss = server.memory_bytes()
+        finally:
+            server.stop()
+        figures[server.name] = {
+            "startup_s": server.startup_seconds or 0.0,
+            "rss_idle_mb": idle / 2**20,
+            "rss_after_mb": after / 2**20,
+            "pss_idle_mb": idle_pss / 2**20,
+            "pss_after_mb": after_pss / 2**20,
+            "growth_bytes_per_order": (after - idle) / INGESTED_ORDERS,
+            "ingest_s": seconds,
+        }
+        print(f"  {server.name}: {json.dumps(figures[server.name])}", flush=True)
+    return figures
+
+
+def measure_load(
+    servers: list[Server], plan: dict[str, list[str]], seconds: float
+) -> dict[str, dict[str, dict[int, LoadResult]]]:
+    """results[scenario][server][connections]; servers take turns at every point."""
+    results: dict[str, dict[str, dict[int, LoadResult]]] = {}
+    flip = False
+    for scenario, path in SCENARIOS.items():
+        taking_part = [s for s in servers if s.name in plan[scenario]]
+        for server in taking_part:  # warm-up: caches, JIT, connection pools
+            run_wrk(server.port, scenario, path, 8, 1, f"warm{server.port}")
+        for connections in CONCURRENCY:
+            order = list(reversed(taking_part)) if flip else taking_part
+            flip = not flip
+            for server in order:
+                tag = f"{scenario}{connections}{server.port}"
+                result = run_wrk(server.port, scenario, path, connections, seconds, tag)
+                results.setdefault(scenario, {}).setdefault(server.name, {})[connections] = result
+                print(
+                    f"  {scenario:15} c={connections:<3} {server.name:22} "
+                    f"{result.rps:8.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
+                    f"p99 {result.p99_ms:6.2f} ms  non-2xx {result.non_2xx}",
+                    flush=True,
+                )
+    return results
+
+
+def time_contract_kit() -> dict[str, object]:
+    server = sandbox("sandbox-kit", HIGH_LIMIT).start()
+    try:
+        started = time.perf_counter()
+        kit = Path(sys.executable).with_name("quimbi-contract")
+        completed = subprocess.run(
+            [str(kit), "--base-url", f"http://127.0.0.1:{server.port}",
+             "--api-key", "qpk_test_sandbox", "--second-api-key", "qpk_test_acme", "--seed", "1"],
+            capture_output=True, text=True, timeout=900, cwd=ROOT,
+        )  # fmt: skip
+        seconds = time.perf_counter() - started
+    finally:
+        server.stop()
+    tail = (completed.stdout + completed.stderr).strip().splitlines()[-3:]
+    return {"seconds": seconds, "exit_code": completed.returncode, "tail": tail}
+
+
+def versions(prism_binary: Path, wrk_version: str) -> dict[str, str]:
+    def dist(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    cpu = "unknown"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        cpu = next(
+            (line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+             if line.startswith("model name")), "unknown",
+        )  # fmt: skip
+    return {
+        "cores": str(os.cpu_count()),
+        "cpu": cpu,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "quimbi-sandbox": dist("quimbi-sandbox"),
+        "flask": dist("flask"),
+        "werkzeug": dist("werkzeug"),
+        "gunicorn": dist("gunicorn"),
+        "jsonschema-rs": dist("jsonschema-rs"),
+        "node": tool_version(["node", "--version"]),
+        "prism": tool_version([str(prism_binary), "--version"]),
+        "wrk": wrk_version,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of each load point")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
+    parser.add_argument("--prism", default="@stoplight/prism-cli@5", help="npm package spec")
+    parser.add_argument("--prism-dir", type=Path, help="reuse this npm prefix for Prism")
+    parser.add_argument("--skip-kit", action="store_true", help="don't time the contract kit")
+    args = parser.parse_args()
+    if not 1 <= args.seconds <= 30:
+        parser.error("--seconds must be 1..30")
+    started = time.perf_counter()
+
+    wrk_version = ensure_wrk()
+    prism_dir = args.prism_dir or Path(tempfile.mkdtemp(prefix="bench-prism-"))
+    print(f"Installing {args.prism} into {prism_dir} ...", flush=True)
+    prism_binary = install_prism(args.prism, prism_dir)
+
+    print("Start-up and memory (one server at a time) ...", flush=True)
+    memory = measure_memory(
+        [sandbox("sandbox", "off"), prism("prism (quiet)", prism_binary, "silent"), floor()]
+    )
+
+    print(f"Load, {args.seconds:g} s per point ...", flush=True)
+    servers = [
+        sandbox("sandbox", "off"),
+        sandbox("sandbox (limit on)", HIGH_LIMIT),
+        prism("prism (quiet)", prism_binary, "silent"),
+        prism("prism (default log)", prism_binary, None),
+        floor(),
+    ]
+    analyze_servers = [s.name for s in servers]
+    plan = {
+        "analyze_magic": analyze_servers,
+        "analyze_random": ["sandbox", "prism (quiet)", "prism (default log)"],
+        "message": ["sandbox", "prism (quiet)"],
+        "ingest_orders": ["sandbox", "prism (quiet)"],
+    }
+    try:
+        for server in servers:
+            server.start()
+        load = measure_load(servers, plan, args.seconds)
+    finally:
+        for server in servers:
+            server.stop()
+
+    kit = None
+    if not args.skip_kit:
+        print("Contract kit, default profile ...", flush=True)
+        kit = time_contract_kit()
+        print(f"  {kit['seconds']:.1f} s, exit {kit['exit_code']}", flush=True)
+
+    write_report(
+        args.out,
+        versions=versions(prism_binary, wrk_version),
+        memory=memory,
+        load=load,
+        kit=kit,
+        seconds_per_point=args.seconds,
+        total_seconds=time.perf_counter() - started,
+    )
+    print(f"Wrote {args.out} ({time.perf_counter() - started:.0f} s in all)")
+
+
+if __name__ == "__main__":
+    main()
