@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from flask import Flask
@@ -47,6 +48,17 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _quiet_garbage_collector() -> None:
+    """Fewer, cheaper collections: the app's long-lived objects (contract, validators,
+    fixtures) are built before the fork and frozen out of every future collection, and
+    the youngest generation is collected less often. Full collections over everything
+    built at start-up were the sandbox's p99 spikes."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def serve(app: Flask, settings: Settings) -> None:
     """Run until SIGINT/SIGTERM; gunicorn's arbiter stops the worker gracefully."""
+    _quiet_garbage_collector()
     _Gunicorn(app, gunicorn_options(settings)).run()

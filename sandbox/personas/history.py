@@ -11,10 +11,14 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field, replace
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from sandbox.personas.catalog import CATEGORY_NAMES, Product, products_in
 from sandbox.personas.rng import stable_rng
+
+if TYPE_CHECKING:
+    from sandbox.personas.rules import Metrics
 
 CADENCES = ("regular", "seasonal", "irregular")
 
@@ -84,6 +88,14 @@ class History:
     tenure_days: int
     orders: tuple[OrderFact, ...] = ()
     interactions: tuple[InteractionFact, ...] = field(default=())
+
+    @cached_property
+    def metrics(self) -> Metrics:
+        """The history's metrics, computed once: generated histories are cached and
+        asked for again and again (cached_property writes past the frozen dataclass)."""
+        from sandbox.personas.rules import compute_metrics  # rules reads histories
+
+        return compute_metrics(self)
 
     def aged(self, days: int) -> History:
         """The same history seen ``days`` later (the test clock moved past its anchor)."""

@@ -62,7 +62,7 @@ def churn_vs_industry(churn: float, avg_churn: float) -> str:
 def position(histories: Iterable[History], industry: str, bench: dict[str, Any]) -> dict[str, Any]:
     churns, ltvs = [], []
     for history in histories:
-        m = rules.compute_metrics(history)
+        m = history.metrics
         churns.append(rules.churn_risk(m))
         ltvs.append(m.lifetime_value_cents / 100)
     churn = round(sum(churns) / len(churns), 3) if churns else 0.0

@@ -114,7 +114,7 @@ class CustomerModel:
 
     @staticmethod
     def analysis(history: History) -> dict[str, Any]:
-        m = rules.compute_metrics(history)
+        m = history.metrics
         segs = rules.segments(m)
         churn = rules.churn_risk(m)
         return {
@@ -141,7 +141,7 @@ class CustomerModel:
 
     @staticmethod
     def churn_prediction(history: History) -> dict[str, Any]:
-        m = rules.compute_metrics(history)
+        m = history.metrics
         churn = rules.churn_risk(m)
         level = rules.churn_risk_level(churn)
         factors = guidance.churn_factors(m)
@@ -155,7 +155,7 @@ class CustomerModel:
 
     @staticmethod
     def ltv_forecast(history: History, horizon_months: int) -> dict[str, Any]:
-        m = rules.compute_metrics(history)
+        m = history.metrics
         forecast = rules.forecast_cents(m, horizon_months)
         lower, upper = rules.confidence_interval_cents(m, forecast)
         trailing = rules.trailing_spend_cents(history, horizon_months)

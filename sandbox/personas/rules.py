@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from sandbox.personas.history import History
+if TYPE_CHECKING:  # history.py caches metrics through this module
+    from sandbox.personas.history import History
 
 DAYS_PER_MONTH = 365.25 / 12
 # Churn level thresholds, shared by analyze and predict/churn.
