@@ -267,7 +267,6 @@ def create_app(
     )
     app = Flask("sandbox")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.json.sort_keys = False  # type: ignore[attr-defined]
     sandbox = build_sandbox(settings, rate_limit_clock)
     app.extensions["quimbi"] = sandbox
     for module in (intelligence, generation, data, insights):

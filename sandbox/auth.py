@@ -35,10 +35,6 @@ class ApiKey:
     description: str = ""
     rate_limited: bool = False  # magic: every call is over the rate limit (429)
 
-    @property
-    def redacted(self) -> str:
-        return redact(self.key)
-
 
 @dataclass(frozen=True)
 class Tenant:

@@ -13,7 +13,7 @@ import os
 from datetime import datetime
 from typing import Any
 
-from sandbox.clock import iso, parse_timestamp
+from sandbox.clock import parse_timestamp
 
 # Statuses that mean the *client* broke the contract (as opposed to runtime conditions
 # like an unknown customer, a read-only key or a rate limit).
@@ -77,7 +77,3 @@ class Journal:
                 continue
             found.append(entry)
         return found
-
-
-def timestamp(moment: datetime) -> str:
-    return iso(moment)
