@@ -64,3 +64,14 @@ def test_every_control_endpoint_and_sandbox_header():
 def test_every_error_code():
     for cls in all_subclasses(ApiError):
         assert f"`{cls.code}`" in README, cls.code
+
+
+def test_the_try_it_answer_is_what_the_sandbox_says():
+    shown = re.search(r"## Try it.*?```json\n(.*?)\n```", README, re.S).group(1)
+    client = create_app().test_client()
+    response = client.post(
+        "/api/intelligence/analyze",
+        json={"customer_id": "test_customer_high_ltv", "context": {}},
+        headers={"X-API-Key": "qpk_live_abc123xyz"},
+    )
+    assert response.get_data(as_text=True) == shown
