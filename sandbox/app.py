@@ -223,9 +223,7 @@ def _journal(response: Response) -> Response:
     api_key = g.get("api_key")
     fault = response.headers.get(INJECTED_HEADER) or g.get("fault_injected")
     outcome, problems = verdict(
-        error.code if error else None,
-        error.message if error else None,
-        (error.details or {}).get("errors", []) if error else [],
+        error,
         g.get("warnings") or [],
         key_sent="X-API-Key" in request.headers,
         fault_injected=fault,
@@ -262,9 +260,9 @@ def create_app(
     ``rate_limit_clock`` (Unix seconds) drives the rate-limit windows, so tests can move
     time instead of sleeping; it is not the sandbox's test clock.
     """
-    settings = (
-        (settings or Settings()).replace(**overrides) if overrides else (settings or Settings())
-    )
+    settings = settings or Settings()
+    if overrides:
+        settings = settings.replace(**overrides)
     app = Flask("sandbox")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     sandbox = build_sandbox(settings, rate_limit_clock)

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sandbox.clock import parse_timestamp
+from sandbox.errors import ApiError
 
 # Statuses that mean the *client* broke the contract (as opposed to runtime conditions
 # like an unknown customer, a read-only key or a rate limit).
@@ -28,19 +29,18 @@ CLIENT_VIOLATION_CODES = {
 
 
 def verdict(
-    error_code: str | None,
-    error_message: str | None,
-    problems: list[dict[str, str]],
+    error: ApiError | None,
     warnings: list[dict[str, str]],
     key_sent: bool,
     fault_injected: str | None,
 ) -> tuple[str, list[dict[str, str]]]:
     """("ok" | "warning" | "violation", the problems behind it)."""
-    if fault_injected is None:
-        if error_code == "INVALID_API_KEY" and not key_sent:
-            return "violation", [{"path": "header:X-API-Key", "message": error_message or ""}]
-        if error_code in CLIENT_VIOLATION_CODES:
-            return "violation", problems or [{"path": "", "message": error_message or ""}]
+    if error is not None and fault_injected is None:
+        if error.code == "INVALID_API_KEY" and not key_sent:
+            return "violation", [{"path": "header:X-API-Key", "message": error.message}]
+        if error.code in CLIENT_VIOLATION_CODES:
+            listed = (error.details or {}).get("errors")
+            return "violation", listed or [{"path": "", "message": error.message}]
     if warnings:
         return "warning", warnings
     return "ok", []
