@@ -238,8 +238,11 @@ def _journal(response: Response) -> Response:
             "api_key": redact(request.headers.get("X-API-Key")),
             "status": response.status_code,
             "error_code": error.code if error else None,
+            # Injected latency is held by the server after this hook; it still counts.
             "duration_ms": round(
-                (time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2
+                (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+                + (g.get("latency_ms") or 0),
+                2,
             ),
             "fault_injected": fault,
             "verdict": outcome,

@@ -1,9 +1,15 @@
-"""Network faults at the WSGI level: drop a connection with no HTTP answer at all.
+"""Held answers and network faults: what the app asks of the server but cannot do itself.
 
-Flask can only answer; cutting the connection needs the raw socket, which the servers
-expose in the WSGI environ (gunicorn as ``gunicorn.socket``, werkzeug's threaded server
-as ``werkzeug.socket``). A view asks for a fault by setting :data:`ENVIRON_KEY`; this
-middleware lets the app finish, throws its answer away and then:
+The app never sleeps and never touches a socket. It leaves :data:`DELAY_KEY` (seconds to
+hold the answer) and :data:`ENVIRON_KEY` (a network fault) in the WSGI environ. The
+sandbox's own server (``sandbox.server``, aiohttp) sets :data:`SERVER_CARRIES_OUT` and does
+both without blocking; for any other WSGI server (werkzeug's, which the contract kit and
+tests use, or gunicorn) the middleware below does them, blocking its thread.
+
+Dropping a connection with no HTTP answer at all needs the raw socket, which those
+servers expose in the WSGI environ (gunicorn as ``gunicorn.socket``, werkzeug's threaded
+server as ``werkzeug.socket``). The middleware lets the app finish, throws its answer
+away and then:
 
 - ``reset``: sets ``SO_LINGER`` to (on, 0 s) and closes the socket, so the kernel sends
   a TCP RST (gunicorn). werkzeug keeps a buffered reader on the socket object, which
@@ -31,6 +37,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 ENVIRON_KEY = "sandbox.network_fault"  # value: ("reset" | "hang", seconds)
+DELAY_KEY = "sandbox.delay_seconds"  # value: seconds to hold the answer before sending it
+SERVER_CARRIES_OUT = "sandbox.server_carries_out"  # set by a server that does both itself
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -67,7 +75,7 @@ def _shut(sock: socket.socket) -> None:
 
 
 class NetworkFaults:
-    """WSGI middleware that carries out ``reset`` and ``hang`` requested by the app."""
+    """WSGI middleware that holds answers and carries out ``reset`` and ``hang``."""
 
     def __init__(self, app: WsgiApp, sleep: Callable[[float], None] = time.sleep) -> None:
         self.app = app
@@ -75,6 +83,11 @@ class NetworkFaults:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]):
         result = self.app(environ, start_response)
+        if environ.get(SERVER_CARRIES_OUT):
+            return result
+        delay = environ.get(DELAY_KEY)
+        if delay:
+            self._sleep(delay)
         fault = environ.get(ENVIRON_KEY)
         if fault is None:
             return result

@@ -1,64 +1,278 @@
-"""Serve the app on gunicorn (threaded workers); see ARCHITECTURE.md for why gunicorn."""
+"""Serve the Flask app on aiohttp's HTTP server: one event loop per process, the app run
+inline on it. See ARCHITECTURE.md ("Why aiohttp") for the measurements behind the choice.
+
+The app never sleeps and never touches sockets itself: it leaves injected latency and
+network faults in the WSGI environ (``sandbox.netfaults``), and this module carries them
+out without blocking the loop: a delayed answer is an ``asyncio.sleep``, so a thousand
+slow answers in flight cost a thousand timers, not a thousand threads; a ``reset`` aborts
+the transport with ``SO_LINGER`` 0 (a TCP RST); a ``hang`` holds it, then drops it.
+
+``--workers N`` (shared store only) forks N processes that accept on one socket; the
+parent forwards SIGTERM/SIGINT, replaces a worker that dies, and exits when they are done.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import io
+import json
+import logging
+import os
+import signal
+import socket
+import struct
+import sys
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
-from flask import Flask
-from gunicorn.app.base import BaseApplication
+from aiohttp import web
+from aiohttp.web_request import BaseRequest
 
 from sandbox.config import Settings
+from sandbox.errors import InternalError, envelope
+from sandbox.netfaults import DELAY_KEY, ENVIRON_KEY, SERVER_CARRIES_OUT
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+GRACE_SECONDS = 5.0  # requests in flight get this long to finish on SIGTERM
+_BODY_CHUNK = 64 * 1024
+# Hop-by-hop or recomputed by aiohttp from the body it is given.
+_DROPPED_RESPONSE_HEADERS = frozenset({"content-length", "transfer-encoding", "connection"})
+
+# The body reaches the app whole and de-chunked, so its framing headers are not passed on.
+_NOT_PASSED_AS_HEADERS = frozenset({"CONTENT_TYPE", "CONTENT_LENGTH", "TRANSFER_ENCODING"})
+
+log = logging.getLogger("sandbox.server")
 
 
-class _Gunicorn(BaseApplication):
-    def __init__(self, app: Flask, options: dict[str, Any]) -> None:
-        self._app = app
-        self._options = options
-        super().__init__()
+class WsgiBridge:
+    """Runs a WSGI app inline for each aiohttp request, then carries out what it deferred."""
 
-    def load_config(self) -> None:
-        for name, value in self._options.items():
-            if name in self.cfg.settings:  # newer gunicorns know more settings
-                self.cfg.set(name, value)
+    def __init__(self, app: WsgiApp, settings: Settings, multiprocess: bool = False) -> None:
+        self.app = app
+        self.max_body_bytes = settings.max_body_bytes
+        self._base_environ = {
+            "SERVER_NAME": settings.host,
+            "SERVER_PORT": str(settings.port),
+            "SCRIPT_NAME": "",
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": False,
+            "wsgi.multiprocess": multiprocess,
+            "wsgi.run_once": False,
+            SERVER_CARRIES_OUT: True,
+        }
 
-    def load(self) -> Flask:
-        return self._app
+    async def handle(self, request: BaseRequest) -> web.StreamResponse:
+        try:
+            return await self._handle(request)
+        except (asyncio.CancelledError, ConnectionError, asyncio.IncompleteReadError):
+            raise  # the client went away (or a network fault dropped it): nothing to send
+        except Exception:
+            # The app answers its own errors; this is the bridge failing. Still the envelope.
+            log.exception("unhandled error serving %s %s", request.method, request.path)
+            body = json.dumps(envelope(InternalError())).encode()
+            return web.Response(body=body, status=500, content_type="application/json")
+
+    async def _handle(self, request: BaseRequest) -> web.StreamResponse:
+        body, too_large = await self._read_body(request)
+        environ = self._environ(request, body, too_large)
+        status, headers, payload = self._run(environ)
+        delay = environ.get(DELAY_KEY)
+        if delay:
+            await asyncio.sleep(delay)
+        fault = environ.get(ENVIRON_KEY)
+        if fault is not None:
+            await self._network_fault(request, *fault)
+        response = web.Response(body=payload, status=status)
+        for name, value in headers:
+            if name.lower() not in _DROPPED_RESPONSE_HEADERS:
+                response.headers.add(name, value)
+        if too_large:
+            response.force_close()  # the rest of the body was never read
+        return response
+
+    async def _read_body(self, request: BaseRequest) -> tuple[bytes, bool]:
+        """The body, unless it is over the limit: then (b"", True) and nothing more is read."""
+        declared = request.content_length
+        if declared is not None and declared > self.max_body_bytes:
+            return b"", True
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await request.content.readany():
+            size += len(chunk)
+            if size > self.max_body_bytes:  # chunked: no length was declared
+                return b"", True
+            chunks.append(chunk)
+        return b"".join(chunks), False
+
+    def _environ(self, request: BaseRequest, body: bytes, too_large: bool) -> dict[str, Any]:
+        raw_path, _, query = request.raw_path.partition("?")
+        environ = {
+            **self._base_environ,
+            "REQUEST_METHOD": request.method,
+            # PEP 3333: the path percent-decoded, its bytes carried as latin-1.
+            "PATH_INFO": unquote_to_bytes(raw_path).decode("latin-1"),
+            "QUERY_STRING": query,
+            "SERVER_PROTOCOL": f"HTTP/{request.version.major}.{request.version.minor}",
+            "REMOTE_ADDR": request.remote or "",
+            "wsgi.input": io.BytesIO(body),
+            # Over the limit: the declared size (or one more than the limit) makes the
+            # app answer 413 without reading.
+            "CONTENT_LENGTH": str(self.max_body_bytes + 1 if too_large else len(body)),
+        }
+        for name, value in request.headers.items():
+            key = name.upper().replace("-", "_")
+            if key in _NOT_PASSED_AS_HEADERS:
+                if key == "CONTENT_TYPE":
+                    environ[key] = value
+                continue
+            key = "HTTP_" + key
+            environ[key] = f"{environ[key]}, {value}" if key in environ else value
+        return environ
+
+    def _run(self, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+        started: list[Any] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info=None):
+            started[:] = [status, headers]
+            return _no_write
+
+        result = self.app(environ, start_response)
+        try:
+            payload = b"".join(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        status, headers = started
+        return int(status.split(" ", 1)[0]), headers, payload
+
+    @staticmethod
+    async def _network_fault(request: BaseRequest, kind: str, seconds: float) -> None:
+        transport = request.transport
+        if kind == "hang":
+            await asyncio.sleep(seconds)
+        elif transport is not None:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                # Linger on, 0 s: closing sends a TCP RST instead of a FIN.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        if transport is not None:
+            transport.abort()
+        # Nothing may be written now; aiohttp treats this as the client going away.
+        raise asyncio.CancelledError
 
 
-def gunicorn_options(settings: Settings) -> dict[str, Any]:
-    return {
-        "bind": f"{settings.host}:{settings.port}",
-        # One process by default: the in-memory store lives in it. More need a shared
-        # (Redis) store. Threads serve concurrent clients and keep connections alive,
-        # which sync workers would not.
-        "workers": settings.workers,
-        "worker_class": "gthread",
-        "threads": settings.threads,
-        "keepalive": 5,
-        "graceful_timeout": 5,
-        "timeout": 0,
-        "loglevel": settings.log_level,
-        "errorlog": "-",
-        "accesslog": None,
-        "proc_name": "quimbi-sandbox",
-        # gunicorn's runtime control socket sits at one fixed path per user, so two
-        # sandboxes on one machine would fight over it; nothing here needs it.
-        "control_socket_disable": True,
-    }
+def _no_write(data: bytes) -> None:
+    raise RuntimeError("the sandbox's app returns its body; it never calls write()")
 
 
 def _quiet_garbage_collector() -> None:
     """Fewer, cheaper collections: the app's long-lived objects (contract, validators,
-    fixtures) are built before the fork and frozen out of every future collection, and
-    the youngest generation is collected less often. Full collections over everything
-    built at start-up were the sandbox's p99 spikes."""
+    fixtures) are built at start-up and frozen out of every future collection, and the
+    youngest generation is collected less often. Full collections over everything built
+    at start-up were the sandbox's p99 spikes."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
 
 
-def serve(app: Flask, settings: Settings) -> None:
-    """Run until SIGINT/SIGTERM; gunicorn's arbiter stops the worker gracefully."""
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="[%(asctime)s] %(levelname)s %(name)s: %(message)s"
+    )
+
+
+async def _serve_on(bridge: WsgiBridge, make_site: Callable[[web.BaseRunner], web.BaseSite]):
+    """Serve until SIGTERM or SIGINT, then let requests in flight finish (up to the grace)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    server = web.Server(bridge.handle, access_log=None, handler_cancellation=False)
+    runner = web.ServerRunner(server, shutdown_timeout=GRACE_SECONDS)
+    await runner.setup()
+    await make_site(runner).start()
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def _listening_socket(settings: Settings) -> socket.socket:
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((settings.host, settings.port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+def serve(app: WsgiApp, settings: Settings) -> None:
+    """Run until SIGINT/SIGTERM; return once every request in flight has been answered."""
+    _configure_logging(settings.log_level)
     _quiet_garbage_collector()
-    _Gunicorn(app, gunicorn_options(settings)).run()
+    sock = _listening_socket(settings)
+    bridge = WsgiBridge(app, settings, multiprocess=settings.workers > 1)
+    if settings.workers == 1:
+        asyncio.run(_serve_on(bridge, lambda runner: web.SockSite(runner, sock)))
+        return
+    _Supervisor(bridge, sock, settings.workers).run()
+
+
+class _Supervisor:
+    """The parent of ``--workers N``: forks them, replaces one that dies, stops them all."""
+
+    def __init__(self, bridge: WsgiBridge, sock: socket.socket, count: int) -> None:
+        self.bridge = bridge
+        self.sock = sock
+        self.count = count
+        self.children: set[int] = set()
+        self.stopping = False
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        for _ in range(self.count):
+            self._fork()
+        while self.children:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                break
+            except InterruptedError:
+                continue
+            self.children.discard(pid)
+            if not self.stopping:
+                log.error("worker %s exited (status %s); starting another", pid, status)
+                time.sleep(0.1)  # a worker that dies at once must not spin the CPU
+                self._fork()
+
+    def _fork(self) -> None:
+        pid = os.fork()
+        if pid:
+            self.children.add(pid)
+            return
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        code = 0
+        try:
+            asyncio.run(_serve_on(self.bridge, lambda runner: web.SockSite(runner, self.sock)))
+        except BaseException:
+            log.exception("worker failed")
+            code = 1
+        finally:
+            os._exit(code)
+
+    def _stop(self, signum: int, frame: Any) -> None:
+        self.stopping = True
+        for pid in list(self.children):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                self.children.discard(pid)

@@ -8,7 +8,6 @@ on the answer.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from flask import Response, g, request
@@ -27,7 +26,7 @@ from sandbox.errors import (
     ValidationFailed,
 )
 from sandbox.faults import Decision, Fault, RequestFacts
-from sandbox.netfaults import ENVIRON_KEY
+from sandbox.netfaults import DELAY_KEY, ENVIRON_KEY
 
 FAULT_HEADER = "X-Sandbox-Fault"
 LATENCY_HEADER = "X-Sandbox-Latency"
@@ -121,10 +120,13 @@ def _injected_error(
 def carry_out(
     sandbox: Any, decision: Decision, permission: str, body: Any, path_params: dict[str, Any]
 ) -> Response | None:
-    """Sleep, then inject the fault. A Response means: answer with it, skip the view."""
+    """Hold the answer, inject the fault. A Response means: answer with it, skip the view.
+
+    The hold itself is the server's job (``sandbox.netfaults``): the answer is computed
+    now and sent once the delay is over."""
     if decision.latency_seconds > 0:
         g.latency_ms = round(decision.latency_seconds * 1000)
-        time.sleep(decision.latency_seconds)
+        request.environ[DELAY_KEY] = decision.latency_seconds
     fault = decision.fault
     if fault is None or fault.kind == "malformed":
         return None
