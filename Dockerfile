@@ -23,8 +23,8 @@ ENV QUIMBI_SANDBOX_HOST=0.0.0.0 \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
 EXPOSE 8080
-# Exec-form CMD: gunicorn's arbiter is PID 1 and gets SIGTERM itself, finishes the
-# requests in flight and exits 0.
+# Exec-form CMD: the sandbox is PID 1 and gets SIGTERM itself, finishes the requests
+# in flight and exits 0.
 STOPSIGNAL SIGTERM
 # Reads the same settings as serve, so a changed QUIMBI_SANDBOX_PORT is followed.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=15s --retries=3 \

@@ -105,7 +105,6 @@ class Settings:
     max_body_bytes: int = _option(
         1024 * 1024, "Largest accepted request body in bytes (413 above it).", _positive_int
     )
-    threads: int = _option(8, "Threads per worker process.", _positive_int)
     log_level: str = _option("info", "Log level: debug, info, warning, error.")
     customers: str = _option(
         "open",

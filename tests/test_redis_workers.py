@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from tests.conftest import ServerProcess, free_port, serve_must_refuse
 
@@ -36,7 +40,7 @@ def test_two_servers_share_data_clock_and_journal(redis_url):
 
 
 def test_four_workers_ingest_concurrently_without_losing_orders(redis_url):
-    with ServerProcess("--store", redis_url, "--workers", "4", "--threads", "2") as server:
+    with ServerProcess("--store", redis_url, "--workers", "4") as server:
 
         def ingest(i: int) -> int:
             body = {"source": "s", "orders": [order(f"w-{i}", 1.0 + i / 100)]}
@@ -65,7 +69,7 @@ def test_workers_need_a_shared_store():
 
 def test_fault_times_are_counted_once_across_workers(redis_url):
     rule = {"match": {"path": "/api/intelligence/analyze"}, "fault": 503, "times": 3}
-    with ServerProcess("--store", redis_url, "--workers", "4", "--threads", "2") as server:
+    with ServerProcess("--store", redis_url, "--workers", "4") as server:
         added = server.post("/_sandbox/faults", rule, key=None)
         assert added.status_code == 201, added.text
 
@@ -78,3 +82,37 @@ def test_fault_times_are_counted_once_across_workers(redis_url):
         assert sorted(statuses) == [200] * 21 + [503] * 3
         listed = server.get("/_sandbox/faults", key=None).json()["rules"]
         assert listed[0]["remaining"] == 0 and listed[0]["fired"] == 3
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited while we looked
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def test_a_worker_that_dies_is_replaced_and_sigterm_stops_them_all(redis_url):
+    server = ServerProcess("--store", redis_url, "--workers", "2").start()
+    parent = server.process.pid
+    workers = _children(parent)
+    assert len(workers) == 2
+    killed = min(workers)
+    os.kill(killed, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        now = _children(parent)
+        if len(now) == 2 and killed not in now:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError(f"no replacement for worker {killed}: {_children(parent)}")
+    answers = [server.post("/api/intelligence/analyze", {"customer_id": "c1"}) for _ in range(10)]
+    assert [a.status_code for a in answers] == [200] * 10
+    survivors = _children(parent)
+    assert server.stop() == 0
+    assert all(not Path(f"/proc/{pid}").exists() for pid in survivors)
