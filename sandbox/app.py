@@ -15,12 +15,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
+from sandbox.answers import AnswerCache
 from sandbox.api import data, generation, insights, intelligence
 from sandbox.api.faulting import INJECTED_HEADER, add_headers
-from sandbox.api.pipeline import REGISTERED, json_response
+from sandbox.api.pipeline import REGISTERED, current_call, json_response
 from sandbox.auth import KeyRing, load_keyring, redact
 from sandbox.clock import Clock, iso, parse_timestamp
 from sandbox.config import ConfigError, Settings
@@ -39,7 +40,7 @@ from sandbox.fault_rules import load_magic_fault_customers, load_rules_file
 from sandbox.faults import FaultEngine
 from sandbox.journal import Journal, verdict
 from sandbox.latency import parse_latency
-from sandbox.netfaults import NetworkFaults
+from sandbox.netfaults import STARTED_KEY, NetworkFaults
 from sandbox.personas.insights import load_benchmarks
 from sandbox.personas.model import CustomerModel, load_magic_customers
 from sandbox.platform import Platform
@@ -66,6 +67,7 @@ class Sandbox:
     counters: Counters
     limiter: RateLimiter
     faults: FaultEngine
+    answers: AnswerCache | None
 
     def reset(self, tenant: str | None = None) -> None:
         """Back to how the sandbox started: one tenant's data, flaky counters and rate-limit
@@ -160,6 +162,7 @@ def build_sandbox(settings: Settings, rate_limit_clock: Callable[[], float] = ti
         counters,
         limiter,
         faults,
+        AnswerCache(store, clock) if store.revision() is not None else None,
     )
     if settings.state is not None:
         load_state_file(sandbox, settings.state)
@@ -182,7 +185,9 @@ def _check_routes_match_contract(app: Flask, contract: Contract) -> None:
 
 
 def _render(error: ApiError):
-    g.error = error
+    call = current_call(request.environ)
+    call.error = error
+    call.fault_injected = error.headers.get(INJECTED_HEADER) or call.fault_injected
     return json_response(envelope(error), error.status, error.headers)
 
 
@@ -211,39 +216,37 @@ def _unexpected(exc: Exception):
 _UNJOURNALED = ("/_sandbox/", "/docs", "/openapi.")
 
 
-def _start_timer() -> None:
-    g.started = time.perf_counter()
-
-
-def _journal(response: Response) -> Response:
-    if request.path.startswith(_UNJOURNALED):
+def _finish(response: Response) -> Response:
+    """after_request: the rate-limit headers, then the journal entry."""
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    environ = req.environ
+    call = current_call(environ)
+    add_headers(response, call)
+    path = req.path
+    if path.startswith(_UNJOURNALED):
         return response
     sandbox: Sandbox = current_app.extensions["quimbi"]
-    error: ApiError | None = g.get("error")
-    api_key = g.get("api_key")
-    fault = response.headers.get(INJECTED_HEADER) or g.get("fault_injected")
+    error = call.error
+    api_key = call.api_key
+    fault = call.fault_injected
+    key = environ.get("HTTP_X_API_KEY")
     outcome, problems = verdict(
-        error,
-        g.get("warnings") or [],
-        key_sent="X-API-Key" in request.headers,
-        fault_injected=fault,
+        error, call.warnings, key_sent=key is not None, fault_injected=fault
     )
+    started = environ.get(STARTED_KEY)
+    elapsed_ms = (time.perf_counter() - started) * 1000 if started is not None else 0.0
     sandbox.journal.record(
         {
             "time": iso(datetime.now(UTC)),
-            "method": request.method,
-            "path": request.path,
-            "operation_id": g.get("operation_id"),
+            "method": req.method,
+            "path": path,
+            "operation_id": call.operation_id,
             "tenant": api_key.tenant if api_key else None,
-            "api_key": redact(request.headers.get("X-API-Key")),
+            "api_key": redact(key),
             "status": response.status_code,
             "error_code": error.code if error else None,
             # Injected latency is held by the server after this hook; it still counts.
-            "duration_ms": round(
-                (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
-                + (g.get("latency_ms") or 0),
-                2,
-            ),
+            "duration_ms": round(elapsed_ms + (call.latency_ms or 0), 2),
             "fault_injected": fault,
             "verdict": outcome,
             "problems": problems,
@@ -277,9 +280,7 @@ def create_app(
     app.register_error_handler(ApiError, _render)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
-    app.before_request(_start_timer)
-    app.after_request(_journal)
-    app.after_request(add_headers)
+    app.after_request(_finish)
     app.wsgi_app = NetworkFaults(app.wsgi_app)  # type: ignore[method-assign]
     _check_routes_match_contract(app, sandbox.contract)
     return app

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 _DURATION = re.compile(r"^\s*(-?\d+)\s*([smhdw])\s*$")
@@ -81,6 +81,7 @@ class Clock:
         self._load = load or (lambda: self._local)
         self._save = save or self._keep_local
         self._initial = ClockState(frozen_at)
+        self._parsed: tuple[tuple[Any, Any], ClockState] | None = None
         if load is not None and frozen_at is not None:
             self._save(self._initial.to_dict())
 
@@ -88,7 +89,21 @@ class Clock:
         self._local = state
 
     def state(self) -> ClockState:
-        return ClockState.from_dict(self._load())
+        raw = self._load() or {}
+        seen = (raw.get("frozen_at"), raw.get("anchor"))
+        parsed = self._parsed
+        if parsed is None or parsed[0] != seen:  # parsing timestamps on every read is slow
+            parsed = self._parsed = (seen, ClockState.from_dict(raw))
+        return parsed[1]
+
+    def day_and_age(self) -> tuple[date, int]:
+        """Today's date on this clock and :meth:`elapsed_days`: all that generated and
+        ingested histories depend on (``days_between`` counts calendar days)."""
+        state = self.state()
+        if state.frozen_at is None:
+            return self._real_now().date(), 0
+        age = (state.frozen_at.date() - state.anchor.date()).days if state.anchor else 0
+        return state.frozen_at.date(), age
 
     def now(self) -> datetime:
         frozen = self.state().frozen_at

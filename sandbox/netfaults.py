@@ -39,6 +39,7 @@ from typing import Any
 ENVIRON_KEY = "sandbox.network_fault"  # value: ("reset" | "hang", seconds)
 DELAY_KEY = "sandbox.delay_seconds"  # value: seconds to hold the answer before sending it
 SERVER_CARRIES_OUT = "sandbox.server_carries_out"  # set by a server that does both itself
+STARTED_KEY = "sandbox.started"  # time.perf_counter() when the request reached the app
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -82,6 +83,8 @@ class NetworkFaults:
         self._sleep = sleep
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]):
+        # Stamped here, the outermost layer: cheaper than a Flask before_request hook.
+        environ[STARTED_KEY] = time.perf_counter()
         result = self.app(environ, start_response)
         if environ.get(SERVER_CARRIES_OUT):
             return result

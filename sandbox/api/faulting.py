@@ -8,9 +8,9 @@ on the answer.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Response, g, request
+from flask import Request, Response
 
 from sandbox.auth import ApiKey
 from sandbox.errors import (
@@ -28,22 +28,25 @@ from sandbox.errors import (
 from sandbox.faults import Decision, Fault, RequestFacts
 from sandbox.netfaults import DELAY_KEY, ENVIRON_KEY
 
+if TYPE_CHECKING:
+    from sandbox.api.pipeline import Call
+
 FAULT_HEADER = "X-Sandbox-Fault"
 LATENCY_HEADER = "X-Sandbox-Latency"
 INJECTED_HEADER = "X-Sandbox-Fault-Injected"
 LATENCY_INJECTED_HEADER = "X-Sandbox-Latency-Injected"
 
 
-def admit(sandbox: Any, api_key: ApiKey) -> None:
+def admit(sandbox: Any, call: Call, api_key: ApiKey) -> None:
     """Count the request against its key's windows; 429 when over a limit."""
     if api_key.rate_limited:  # the magic key: always over its limit
         quota = sandbox.limiter.exhausted()
-        g.quota = quota
+        call.quota = quota
         raise RateLimitExceeded(
             quota.retry_after or 1, headers={INJECTED_HEADER: "429; source=key"}
         )
     quota = sandbox.limiter.admit(api_key.key)
-    g.quota = quota
+    call.quota = quota
     if not quota.allowed:
         raise RateLimitExceeded(quota.retry_after or 1)
 
@@ -59,15 +62,16 @@ def customer_id_of(body: Any) -> str | None:
     return found if isinstance(found, str) else None
 
 
-def decide(sandbox: Any, api_key: ApiKey, body: Any) -> Decision:
+def decide(sandbox: Any, req: Request, api_key: ApiKey, body: Any) -> Decision:
+    environ = req.environ  # cheaper than req.headers, which raises inside for a missing one
     facts = RequestFacts(
-        method=request.method,
-        path=request.path,
+        method=req.method,
+        path=req.path,
         api_key=api_key.key,
         tenant=api_key.tenant,
         customer_id=customer_id_of(body),
-        fault_header=request.headers.get(FAULT_HEADER),
-        latency_header=request.headers.get(LATENCY_HEADER),
+        fault_header=environ.get("HTTP_X_SANDBOX_FAULT"),
+        latency_header=environ.get("HTTP_X_SANDBOX_LATENCY"),
     )
     try:
         return sandbox.faults.decide(facts)
@@ -79,7 +83,13 @@ def decide(sandbox: Any, api_key: ApiKey, body: Any) -> Decision:
 
 
 def _injected_error(
-    sandbox: Any, fault: Fault, permission: str, body: Any, path_params: dict[str, Any]
+    sandbox: Any,
+    req: Request,
+    call: Call,
+    fault: Fault,
+    permission: str,
+    body: Any,
+    path_params: dict[str, Any],
 ) -> ApiError:
     """An error answer indistinguishable from a real one (bar X-Sandbox-Fault-Injected)."""
     status = fault.status
@@ -98,10 +108,10 @@ def _injected_error(
         elif "industry" in path_params:
             error = IndustryNotFound(path_params["industry"], sandbox.platform.benchmarks)
         else:
-            error = EndpointNotFound(request.method, request.path)
+            error = EndpointNotFound(req.method, req.path)
     elif status == 429:
         quota = sandbox.limiter.exhausted()
-        g.quota = quota
+        call.quota = quota
         error = RateLimitExceeded(fault.retry_after or quota.retry_after or 1)
     elif status == 503:
         error = ServiceUnavailable(fault.message, retry_after=fault.retry_after or 1)
@@ -112,33 +122,39 @@ def _injected_error(
     if fault.message:
         error.message = fault.message
     if status == 401:
-        g.quota = None  # a real 401 never carries rate-limit headers
+        call.quota = None  # a real 401 never carries rate-limit headers
     error.headers[INJECTED_HEADER] = fault.label
     return error
 
 
 def carry_out(
-    sandbox: Any, decision: Decision, permission: str, body: Any, path_params: dict[str, Any]
+    sandbox: Any,
+    req: Request,
+    call: Call,
+    decision: Decision,
+    permission: str,
+    body: Any,
+    path_params: dict[str, Any],
 ) -> Response | None:
     """Hold the answer, inject the fault. A Response means: answer with it, skip the view.
 
     The hold itself is the server's job (``sandbox.netfaults``): the answer is computed
     now and sent once the delay is over."""
     if decision.latency_seconds > 0:
-        g.latency_ms = round(decision.latency_seconds * 1000)
-        request.environ[DELAY_KEY] = decision.latency_seconds
+        call.latency_ms = round(decision.latency_seconds * 1000)
+        req.environ[DELAY_KEY] = decision.latency_seconds
     fault = decision.fault
     if fault is None or fault.kind == "malformed":
         return None
     if fault.status is not None:
-        raise _injected_error(sandbox, fault, permission, body, path_params)
+        raise _injected_error(sandbox, req, call, fault, permission, body, path_params)
     seconds = sandbox.faults.hang_seconds(fault) if fault.kind == "hang" else 0.0
-    request.environ[ENVIRON_KEY] = (fault.kind, seconds)
-    g.fault_injected = fault.label  # the journal's only witness: this answer is never sent
+    req.environ[ENVIRON_KEY] = (fault.kind, seconds)
+    call.fault_injected = fault.label  # the journal's only witness: this answer is never sent
     return Response(status=204)  # never sent: sandbox.netfaults drops the connection
 
 
-def malformed(response: Response, fault: Fault) -> Response:
+def malformed(response: Response, call: Call, fault: Fault) -> Response:
     """The real answer cut in half: still 200 and application/json, no longer JSON.
 
     Content-Length matches what is sent, so clients fail parsing, not reading.
@@ -147,16 +163,15 @@ def malformed(response: Response, fault: Fault) -> Response:
     response.set_data(data[: max(1, len(data) // 2)])
     response.status_code = 200
     response.headers[INJECTED_HEADER] = fault.label
+    call.fault_injected = fault.label
     return response
 
 
-def add_headers(response: Response) -> Response:
-    """after_request: rate-limit headers for a counted key, and the latency we added."""
-    quota = g.get("quota")
-    if quota is not None:
-        for name, value in quota.headers().items():
-            response.headers.setdefault(name, value)
-    latency_ms = g.get("latency_ms")
-    if latency_ms is not None:
-        response.headers[LATENCY_INJECTED_HEADER] = str(latency_ms)
-    return response
+def add_headers(response: Response, call: Call) -> None:
+    """The rate-limit headers for a counted key, and the latency the server will add."""
+    quota = call.quota
+    headers = response.headers
+    if quota is not None and "X-RateLimit-Limit" not in headers:
+        headers.extend(quota.headers())
+    if call.latency_ms is not None:
+        headers[LATENCY_INJECTED_HEADER] = str(call.latency_ms)

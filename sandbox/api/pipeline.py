@@ -13,25 +13,51 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Response, current_app, g, request
+from flask import Request, Response, current_app, request
 
 from sandbox.api import faulting
-from sandbox.errors import MalformedJson, UnsupportedMediaType, ValidationFailed
+from sandbox.auth import ApiKey
+from sandbox.errors import ApiError, MalformedJson, UnsupportedMediaType, ValidationFailed
+from sandbox.ratelimit import Quota
 
 View = Callable[..., dict[str, Any]]
 # Operations are registered here as blueprints import, and checked against the
 # contract when the app is built (so a route can't silently drift from the spec).
 REGISTERED: dict[str, str] = {}
+CALL_KEY = "sandbox.call"  # the request's Call, in the WSGI environ
+
+
+@dataclass(slots=True)
+class Call:
+    """What the pipeline learned about one request. The after-request hook reads it for
+    the rate-limit headers and the journal; on the hot path it replaces Flask's ``g``,
+    whose every lookup costs a context-local proxy."""
+
+    operation_id: str | None = None
+    api_key: ApiKey | None = None
+    quota: Quota | None = None
+    warnings: list[dict[str, str]] = field(default_factory=list)
+    latency_ms: int | None = None
+    fault_injected: str | None = None
+    error: ApiError | None = None
+
+
+def current_call(environ: dict[str, Any]) -> Call:
+    call = environ.get(CALL_KEY)
+    if call is None:
+        call = environ[CALL_KEY] = Call()
+    return call
+
+
+def encode(body: Any) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    payload = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    response = Response(payload, status=status, mimetype="application/json")
-    for name, value in (headers or {}).items():
-        response.headers[name] = value
-    return response
+    return Response(encode(body), status=status, headers=headers, mimetype="application/json")
 
 
 def _reject_constant(name: str) -> Any:
@@ -39,10 +65,13 @@ def _reject_constant(name: str) -> Any:
 
 
 def parse_json_body() -> Any:
-    mimetype = request.mimetype
-    if mimetype != "application/json":
-        raise UnsupportedMediaType(request.headers.get("Content-Type"))
-    raw = request.get_data(cache=True)
+    return _parse(request._get_current_object())  # type: ignore[attr-defined]
+
+
+def _parse(req: Request) -> Any:
+    if req.mimetype != "application/json":
+        raise UnsupportedMediaType(req.headers.get("Content-Type"))
+    raw = req.get_data(cache=True)
     if not raw.strip():
         raise MalformedJson("Request body is empty; expected a JSON object.")
     try:
@@ -62,33 +91,47 @@ def operation(
         @functools.wraps(view)
         def handle(**path_params: Any) -> Response:
             sandbox = current_app.extensions["quimbi"]
-            g.operation_id = operation_id
-            api_key = sandbox.keyring.authenticate(request.headers.get("X-API-Key"))
-            g.api_key = api_key
-            faulting.admit(sandbox, api_key)
+            req = request._get_current_object()  # type: ignore[attr-defined]
+            call = current_call(req.environ)
+            call.operation_id = operation_id
+            api_key = sandbox.keyring.authenticate(req.environ.get("HTTP_X_API_KEY"))
+            call.api_key = api_key
+            faulting.admit(sandbox, call, api_key)
             sandbox.keyring.require(api_key, permission)
             body = None
-            contract_op = sandbox.contract.operation(operation_id)
-            if contract_op.request_validator is not None:
-                body = parse_json_body()
+            contract = sandbox.contract
+            if contract.operation(operation_id).request_validator is not None:
+                body = _parse(req)
                 strict = sandbox.settings.strict
-                problems = sandbox.contract.validate_request(operation_id, body, strict=strict)
+                problems = contract.validate_request(operation_id, body, strict=strict)
                 if problems:
                     raise ValidationFailed([p.as_dict() for p in problems])
                 if not strict:
                     # Tolerated, as real servers do, but a client author wants to know.
-                    g.warnings = [
-                        p.as_dict()
-                        for p in sandbox.contract.unknown_request_fields(operation_id, body)
+                    call.warnings = [
+                        p.as_dict() for p in contract.unknown_request_fields(operation_id, body)
                     ]
-            decision = faulting.decide(sandbox, api_key, body)
-            injected = faulting.carry_out(sandbox, decision, permission, body, path_params)
+            decision = faulting.decide(sandbox, req, api_key, body)
+            injected = faulting.carry_out(
+                sandbox, req, call, decision, permission, body, path_params
+            )
             if injected is not None:
                 return injected
-            result = view(sandbox.platform, api_key.tenant, body, **path_params)
+
+            def compute() -> bytes:
+                return encode(view(sandbox.platform, api_key.tenant, body, **path_params))
+
+            if permission == "read" and sandbox.answers is not None:
+                raw = req.get_data(cache=True)
+                payload = sandbox.answers.answer(
+                    operation_id, api_key.tenant, raw, path_params, compute
+                )
+            else:
+                payload = compute()
+            response = Response(payload, mimetype="application/json")
             if decision.fault is not None and decision.fault.kind == "malformed":
-                return faulting.malformed(json_response(result), decision.fault)
-            return json_response(result)
+                return faulting.malformed(response, call, decision.fault)
+            return response
 
         return handle
 

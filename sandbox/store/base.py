@@ -51,3 +51,7 @@ class Store(Protocol):
         """A small shared document (e.g. the clock's state)."""
 
     def set_value(self, name: str, value: dict[str, Any]) -> None: ...
+
+    def revision(self) -> int | None:
+        """A number that changes whenever any ingested data changes; None when this process
+        cannot know that cheaply (a shared store: other processes write too)."""

@@ -57,6 +57,10 @@ class MemoryStore:
         self._journal: deque[dict[str, Any]] = deque()
         self._values: dict[str, dict[str, Any]] = {}
         self._lock = threading.RLock()
+        self._revision = 0
+
+    def revision(self) -> int:
+        return self._revision
 
     def _tenant(self, tenant: str) -> _TenantState:
         state = self._tenants.get(tenant)
@@ -75,6 +79,7 @@ class MemoryStore:
                 packed = _pack(order)
                 state.orders[order_id] = packed
                 state.orders_by_customer[packed[0]].append(order_id)
+            self._revision += bool(fresh)
             return list(fresh.values())
 
     def add_interactions(self, tenant: str, interactions: list[dict[str, Any]]) -> int:
@@ -83,6 +88,7 @@ class MemoryStore:
             for interaction in interactions:
                 state.interactions.append(interaction)
                 state.interactions_by_customer[interaction["customer_id"]].append(interaction)
+            self._revision += bool(interactions)
             return len(interactions)
 
     def orders_for(self, tenant: str, customer_id: str) -> list[dict[str, Any]]:
@@ -135,11 +141,13 @@ class MemoryStore:
     ) -> None:
         with self._lock:
             self._tenants.pop(tenant, None)
+            self._revision += 1
             self.add_orders(tenant, orders)
             self.add_interactions(tenant, interactions)
 
     def reset(self, tenant: str | None = None) -> None:
         with self._lock:
+            self._revision += 1
             if tenant is None:
                 self._tenants.clear()
                 self._journal.clear()

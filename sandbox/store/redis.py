@@ -176,6 +176,9 @@ class RedisStore:
 
     # Journal and shared values.
 
+    def revision(self) -> None:
+        return None  # other processes write too; asking Redis would cost what it saves
+
     def journal_append(self, entry: dict[str, Any], limit: int) -> None:
         key = f"{self._prefix}journal"
         pipe = self._redis.pipeline(transaction=False)
