@@ -169,6 +169,14 @@ def build_sandbox(settings: Settings, rate_limit_clock: Callable[[], float] = ti
     return sandbox
 
 
+class _SyncFlask(Flask):
+    """Flask, told that no view or hook is a coroutine: otherwise it asks, for every
+    function on every request, and the asking costs more than some whole hooks."""
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        return func
+
+
 def _check_routes_match_contract(app: Flask, contract: Contract) -> None:
     missing = set(contract.operations) - set(REGISTERED)
     if missing:
@@ -269,7 +277,7 @@ def create_app(
     settings = settings or Settings()
     if overrides:
         settings = settings.replace(**overrides)
-    app = Flask("sandbox")
+    app = _SyncFlask("sandbox")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     sandbox = build_sandbox(settings, rate_limit_clock)
     app.extensions["quimbi"] = sandbox

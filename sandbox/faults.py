@@ -255,7 +255,10 @@ class FaultEngine:
         )
         rule = None
         if fault is None:  # an explicit header never uses up a rule's times or draws
-            rule = next((r for r in self._rules() if r.matches(facts) and self._fire(r)), None)
+            for candidate in self._rules():
+                if candidate.matches(facts) and self._fire(candidate):
+                    rule = candidate
+                    break
             fault = rule.fault() if rule is not None else None
         magic = self.magic.get(facts.customer_id or "")
         if fault is None and magic is not None:

@@ -23,6 +23,7 @@ sleeping. No Flask here.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -85,14 +86,15 @@ class Quota:
     reset: int  # Unix seconds when the reported window ends
     retry_after: int | None = None  # set when refused
 
-    def headers(self) -> dict[str, str]:
-        return {
-            "X-RateLimit-Limit": str(self.limit),
-            "X-RateLimit-Remaining": str(self.remaining),
-            "X-RateLimit-Reset": str(self.reset),
-        }
+    def headers(self) -> list[tuple[str, str]]:
+        return [
+            ("X-RateLimit-Limit", str(self.limit)),
+            ("X-RateLimit-Remaining", str(self.remaining)),
+            ("X-RateLimit-Reset", str(self.reset)),
+        ]
 
 
+@functools.lru_cache(maxsize=1024)  # a handful of keys, each asked on every request
 def key_id(api_key: str) -> str:
     """What the store knows a key by: a digest, so no key is ever written down."""
     return hashlib.sha256(api_key.encode("utf-8", "surrogatepass")).hexdigest()[:24]

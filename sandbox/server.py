@@ -33,7 +33,7 @@ from aiohttp.web_request import BaseRequest
 
 from sandbox.config import Settings
 from sandbox.errors import InternalError, envelope
-from sandbox.netfaults import DELAY_KEY, ENVIRON_KEY, SERVER_CARRIES_OUT
+from sandbox.netfaults import BODY_KEY, DELAY_KEY, ENVIRON_KEY, SERVER_CARRIES_OUT
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 GRACE_SECONDS = 5.0  # requests in flight get this long to finish on SIGTERM
@@ -120,6 +120,9 @@ class WsgiBridge:
             "SERVER_PROTOCOL": f"HTTP/{request.version.major}.{request.version.minor}",
             "REMOTE_ADDR": request.remote or "",
             "wsgi.input": io.BytesIO(body),
+            # Read once already: the app takes it from here rather than re-reading
+            # wsgi.input through werkzeug's stream wrappers.
+            BODY_KEY: None if too_large else body,
             # Over the limit: the declared size (or one more than the limit) makes the
             # app answer 413 without reading.
             "CONTENT_LENGTH": str(self.max_body_bytes + 1 if too_large else len(body)),
@@ -178,7 +181,7 @@ def _quiet_garbage_collector() -> None:
     at start-up were the sandbox's p99 spikes."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    gc.set_threshold(2_000, 20, 100)
 
 
 def _configure_logging(level: str) -> None:

@@ -21,6 +21,7 @@ from flask import Request, Response, current_app, request
 from sandbox.api import faulting
 from sandbox.auth import ApiKey
 from sandbox.errors import ApiError, MalformedJson, UnsupportedMediaType, ValidationFailed
+from sandbox.netfaults import BODY_KEY
 from sandbox.ratelimit import Quota
 
 View = Callable[..., dict[str, Any]]
@@ -64,14 +65,24 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def raw_body(req: Request) -> bytes:
+    """The request body: as the sandbox's server already read it, or through werkzeug
+    (which enforces --max-body-bytes) under any other server."""
+    body = req.environ.get(BODY_KEY)
+    return body if body is not None else req.get_data(cache=True)
+
+
 def parse_json_body() -> Any:
     return _parse(request._get_current_object())  # type: ignore[attr-defined]
 
 
 def _parse(req: Request) -> Any:
-    if req.mimetype != "application/json":
-        raise UnsupportedMediaType(req.headers.get("Content-Type"))
-    raw = req.get_data(cache=True)
+    environ = req.environ
+    # The mimetype without werkzeug's full header parser: the type before any parameter.
+    content_type = environ.get("CONTENT_TYPE")
+    if (content_type or "").partition(";")[0].strip().lower() != "application/json":
+        raise UnsupportedMediaType(content_type)
+    raw = raw_body(req)
     if not raw.strip():
         raise MalformedJson("Request body is empty; expected a JSON object.")
     try:
@@ -122,7 +133,7 @@ def operation(
                 return encode(view(sandbox.platform, api_key.tenant, body, **path_params))
 
             if permission == "read" and sandbox.answers is not None:
-                raw = req.get_data(cache=True)
+                raw = raw_body(req) if body is not None else b""
                 payload = sandbox.answers.answer(
                     operation_id, api_key.tenant, raw, path_params, compute
                 )

@@ -104,6 +104,8 @@ class MemoryCounters:
             self._rules[rule["id"]] = copy.deepcopy(rule)
 
     def rules(self) -> list[dict[str, Any]]:
+        if not self._rules:  # asked on every request; usually there are none
+            return []
         with self._lock:
             return [copy.deepcopy(rule) for rule in self._rules.values()]
 
