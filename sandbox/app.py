@@ -257,7 +257,9 @@ def _finish(response: Response) -> Response:
             "duration_ms": round(elapsed_ms + (call.latency_ms or 0), 2),
             "fault_injected": fault,
             "verdict": outcome,
-            "problems": problems,
+            # A tuple: with nothing but atomic values the entry is left out of garbage
+            # collection, and the journal keeps a thousand of them alive.
+            "problems": tuple(problems),
         }
     )
     return response
