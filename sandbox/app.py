@@ -11,7 +11,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,27 +19,28 @@ from werkzeug.exceptions import HTTPException
 
 from sandbox.answers import AnswerCache
 from sandbox.api import data, generation, insights, intelligence
-from sandbox.api.faulting import INJECTED_HEADER, add_headers
-from sandbox.api.pipeline import REGISTERED, current_call, json_response
-from sandbox.auth import KeyRing, load_keyring, redact
-from sandbox.clock import Clock, iso, parse_timestamp
+from sandbox.api.fastpath import FastPath
+from sandbox.api.pipeline import (
+    REGISTERED,
+    current_call,
+    finish,
+    http_error,
+    render_error,
+    unexpected_error,
+)
+from sandbox.auth import KeyRing, load_keyring
+from sandbox.clock import Clock, parse_timestamp
 from sandbox.config import ConfigError, Settings
 from sandbox.control import blueprint as control_blueprint
 from sandbox.docs import blueprint as docs_blueprint
 from sandbox.errors import (
     ApiError,
-    EndpointNotFound,
-    InternalError,
-    MalformedJson,
-    MethodNotAllowed,
-    PayloadTooLarge,
-    envelope,
 )
 from sandbox.fault_rules import load_magic_fault_customers, load_rules_file
 from sandbox.faults import FaultEngine
-from sandbox.journal import Journal, verdict
+from sandbox.journal import Journal
 from sandbox.latency import parse_latency
-from sandbox.netfaults import STARTED_KEY, NetworkFaults
+from sandbox.netfaults import NetworkFaults
 from sandbox.personas.insights import load_benchmarks
 from sandbox.personas.model import CustomerModel, load_magic_customers
 from sandbox.platform import Platform
@@ -192,77 +192,25 @@ def _check_routes_match_contract(app: Flask, contract: Contract) -> None:
             raise RuntimeError(f"{op.operation_id}: {op.method} {op.path} is not routed")
 
 
-def _render(error: ApiError):
-    call = current_call(request.environ)
-    call.error = error
-    call.fault_injected = error.headers.get(INJECTED_HEADER) or call.fault_injected
-    return json_response(envelope(error), error.status, error.headers)
+def _render(error: ApiError) -> Response:
+    return render_error(error, current_call(request.environ))
 
 
-def _http_error(exc: HTTPException):
-    status = exc.code or 500
-    if status == 404:
-        error: ApiError = EndpointNotFound(request.method, request.path)
-    elif status == 405:
-        allowed = [m for m in (exc.valid_methods or []) if m not in {"HEAD", "OPTIONS"}]
-        error = MethodNotAllowed(request.method, request.path, allowed)
-    elif status == 413:
-        error = PayloadTooLarge(request.max_content_length or 0)
-    elif status == 400:
-        error = MalformedJson(exc.description or "Bad request.")
-    else:
-        error = ApiError(exc.description)
-        error.status, error.code = status, (exc.name or "ERROR").upper().replace(" ", "_")
-    return _render(error)
+def _http_error(exc: HTTPException) -> Response:
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    return http_error(exc, req, current_call(req.environ))
 
 
-def _unexpected(exc: Exception):
-    log.exception("unhandled error on %s %s", request.method, request.path)
-    return _render(InternalError())
-
-
-_UNJOURNALED = ("/_sandbox/", "/docs", "/openapi.")
+def _unexpected(exc: Exception) -> Response:
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    return unexpected_error(req, current_call(req.environ))
 
 
 def _finish(response: Response) -> Response:
-    """after_request: the rate-limit headers, then the journal entry."""
+    """after_request (requests the fast path left to Flask): headers and journal."""
     req = request._get_current_object()  # type: ignore[attr-defined]
-    environ = req.environ
-    call = current_call(environ)
-    add_headers(response, call)
-    path = req.path
-    if path.startswith(_UNJOURNALED):
-        return response
-    sandbox: Sandbox = current_app.extensions["quimbi"]
-    error = call.error
-    api_key = call.api_key
-    fault = call.fault_injected
-    key = environ.get("HTTP_X_API_KEY")
-    outcome, problems = verdict(
-        error, call.warnings, key_sent=key is not None, fault_injected=fault
-    )
-    started = environ.get(STARTED_KEY)
-    elapsed_ms = (time.perf_counter() - started) * 1000 if started is not None else 0.0
-    sandbox.journal.record(
-        {
-            "time": iso(datetime.now(UTC)),
-            "method": req.method,
-            "path": path,
-            "operation_id": call.operation_id,
-            "tenant": api_key.tenant if api_key else None,
-            "api_key": redact(key),
-            "status": response.status_code,
-            "error_code": error.code if error else None,
-            # Injected latency is held by the server after this hook; it still counts.
-            "duration_ms": round(elapsed_ms + (call.latency_ms or 0), 2),
-            "fault_injected": fault,
-            "verdict": outcome,
-            # A tuple: with nothing but atomic values the entry is left out of garbage
-            # collection, and the journal keeps a thousand of them alive.
-            "problems": tuple(problems),
-        }
-    )
-    return response
+    sandbox = current_app.extensions["quimbi"]
+    return finish(sandbox, req, current_call(req.environ), response)
 
 
 def create_app(
@@ -291,6 +239,8 @@ def create_app(
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
     app.after_request(_finish)
-    app.wsgi_app = NetworkFaults(app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = NetworkFaults(  # type: ignore[method-assign]
+        FastPath(app.wsgi_app, sandbox, app.view_functions, app.url_map, settings.max_body_bytes)
+    )
     _check_routes_match_contract(app, sandbox.contract)
     return app

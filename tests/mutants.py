@@ -1,9 +1,9 @@
 """Deliberately broken servers: the real sandbox app with exactly one defect each.
 
 Each mutant names the defect and the kit check that must catch it; the README's
-"defect -> check" table is this list. Defects are injected at the edges (an
-``after_request`` hook rewriting answers, or a wrapped ``Platform`` operation / key
-lookup on the app's own instance), so the sandbox code itself stays untouched.
+"defect -> check" table is this list. Defects are injected at the edges (WSGI
+middleware rewriting answers, or a wrapped ``Platform`` operation / key lookup on the
+app's own instance), so the sandbox code itself stays untouched.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, Response
+from flask import Flask
 
 from contract_tests.sandbox_server import KIT_RATE_LIMIT
 from sandbox.app import create_app
@@ -32,17 +32,31 @@ class Mutant:
 
 
 def _rewrite_json(app: Flask, change: Callable[[str, int, Any], Any]) -> Flask:
-    """Rewrite every JSON answer with ``change(path, status, body)``."""
-    from flask import request
+    """Rewrite every JSON answer with ``change(path, status, body)``.
 
-    @app.after_request
-    def rewrite(response: Response) -> Response:
-        if response.mimetype != "application/json":
-            return response
-        body = json.loads(response.get_data())
-        response.set_data(json.dumps(change(request.path, response.status_code, body)))
-        return response
+    At the WSGI level, around everything: the operations' fast path never runs Flask's
+    request hooks."""
+    inner = app.wsgi_app
 
+    def rewrite(environ, start_response):
+        seen: dict[str, Any] = {}
+
+        def start(status, headers, exc_info=None):
+            seen.update(status=status, headers=headers)
+
+        body = b"".join(inner(environ, start))
+        headers = seen["headers"]
+        content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
+        if content_type.startswith("application/json"):
+            status = int(seen["status"].split()[0])
+            document = change(environ["PATH_INFO"], status, json.loads(body))
+            body = json.dumps(document).encode()
+            headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+            headers.append(("Content-Length", str(len(body))))
+        start_response(seen["status"], headers)
+        return [body]
+
+    app.wsgi_app = rewrite  # type: ignore[method-assign]
     return app
 
 
@@ -116,7 +130,6 @@ def no_rate_limit_headers() -> Flask:
     inner = app.wsgi_app
     dropped = {"x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"}
 
-    # Below Flask, so no after_request hook of the app can put them back.
     def strip(environ, start_response):
         def start(status, headers, exc_info=None):
             kept = [(k, v) for k, v in headers if k.lower() not in dropped]

@@ -6,28 +6,61 @@ inject faults and latency -> run the view -> serialise the answer.
 
 So faults only hit requests that would otherwise reach the operation, and every
 answer after authentication (errors included) carries the rate-limit headers.
+
+:func:`run` is that pipeline for one request; :func:`finish` adds the headers and writes
+the journal entry; :func:`render_error` answers any failure with the envelope. They take
+the request, the :class:`Call` and the sandbox explicitly, so the same code serves the
+Flask route (``operation``) and the Flask-free fast path (``sandbox.api.fastpath``).
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from flask import Request, Response, current_app, request
+from flask import Response, current_app, request
+from werkzeug import Request
+from werkzeug.exceptions import HTTPException
 
 from sandbox.api import faulting
-from sandbox.auth import ApiKey
-from sandbox.errors import ApiError, MalformedJson, UnsupportedMediaType, ValidationFailed
-from sandbox.netfaults import BODY_KEY
+from sandbox.auth import ApiKey, redact
+from sandbox.clock import iso
+from sandbox.errors import (
+    ApiError,
+    EndpointNotFound,
+    InternalError,
+    MalformedJson,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+    envelope,
+)
+from sandbox.journal import verdict
+from sandbox.netfaults import BODY_KEY, STARTED_KEY
 from sandbox.ratelimit import Quota
 
+log = logging.getLogger("sandbox")
+
 View = Callable[..., dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Operation:
+    operation_id: str
+    permission: str  # read | write
+    view: View  # (platform, tenant, body, **path_params) -> the answer
+
+
 # Operations are registered here as blueprints import, and checked against the
 # contract when the app is built (so a route can't silently drift from the spec).
-REGISTERED: dict[str, str] = {}
+REGISTERED: dict[str, Operation] = {}
 CALL_KEY = "sandbox.call"  # the request's Call, in the WSGI environ
 
 
@@ -96,54 +129,132 @@ def _parse(req: Request) -> Any:
 def operation(
     operation_id: str, permission: str = "read"
 ) -> Callable[[View], Callable[..., Response]]:
+    """Register a view as a contract operation; its Flask route runs the pipeline."""
+
     def decorate(view: View) -> Callable[..., Response]:
-        REGISTERED[operation_id] = view.__name__
+        op = REGISTERED[operation_id] = Operation(operation_id, permission, view)
 
         @functools.wraps(view)
         def handle(**path_params: Any) -> Response:
-            sandbox = current_app.extensions["quimbi"]
             req = request._get_current_object()  # type: ignore[attr-defined]
-            call = current_call(req.environ)
-            call.operation_id = operation_id
-            api_key = sandbox.keyring.authenticate(req.environ.get("HTTP_X_API_KEY"))
-            call.api_key = api_key
-            faulting.admit(sandbox, call, api_key)
-            sandbox.keyring.require(api_key, permission)
-            body = None
-            contract = sandbox.contract
-            if contract.operation(operation_id).request_validator is not None:
-                body = _parse(req)
-                strict = sandbox.settings.strict
-                problems = contract.validate_request(operation_id, body, strict=strict)
-                if problems:
-                    raise ValidationFailed([p.as_dict() for p in problems])
-                if not strict:
-                    # Tolerated, as real servers do, but a client author wants to know.
-                    call.warnings = [
-                        p.as_dict() for p in contract.unknown_request_fields(operation_id, body)
-                    ]
-            decision = faulting.decide(sandbox, req, api_key, body)
-            injected = faulting.carry_out(
-                sandbox, req, call, decision, permission, body, path_params
-            )
-            if injected is not None:
-                return injected
+            sandbox = current_app.extensions["quimbi"]
+            return run(sandbox, req, current_call(req.environ), op, path_params)
 
-            def compute() -> bytes:
-                return encode(view(sandbox.platform, api_key.tenant, body, **path_params))
-
-            if permission == "read" and sandbox.answers is not None:
-                raw = raw_body(req) if body is not None else b""
-                payload = sandbox.answers.answer(
-                    operation_id, api_key.tenant, raw, path_params, compute
-                )
-            else:
-                payload = compute()
-            response = Response(payload, mimetype="application/json")
-            if decision.fault is not None and decision.fault.kind == "malformed":
-                return faulting.malformed(response, call, decision.fault)
-            return response
-
+        handle.operation = op  # type: ignore[attr-defined]  # how the fast path finds it
         return handle
 
     return decorate
+
+
+def run(
+    sandbox: Any, req: Request, call: Call, op: Operation, path_params: dict[str, Any]
+) -> Response:
+    """The pipeline for one request; raises ApiError (and HTTPException for a body over
+    the limit under a server that left reading it to werkzeug)."""
+    operation_id, permission = op.operation_id, op.permission
+    call.operation_id = operation_id
+    environ = req.environ
+    api_key = sandbox.keyring.authenticate(environ.get("HTTP_X_API_KEY"))
+    call.api_key = api_key
+    faulting.admit(sandbox, call, api_key)
+    sandbox.keyring.require(api_key, permission)
+    body = None
+    contract = sandbox.contract
+    if contract.operation(operation_id).request_validator is not None:
+        body = _parse(req)
+        strict = sandbox.settings.strict
+        problems = contract.validate_request(operation_id, body, strict=strict)
+        if problems:
+            raise ValidationFailed([p.as_dict() for p in problems])
+        if not strict:
+            # Tolerated, as real servers do, but a client author wants to know.
+            call.warnings = [
+                p.as_dict() for p in contract.unknown_request_fields(operation_id, body)
+            ]
+    decision = faulting.decide(sandbox, req, api_key, body)
+    injected = faulting.carry_out(sandbox, req, call, decision, permission, body, path_params)
+    if injected is not None:
+        return injected
+
+    def compute() -> bytes:
+        return encode(op.view(sandbox.platform, api_key.tenant, body, **path_params))
+
+    if permission == "read" and sandbox.answers is not None:
+        raw = raw_body(req) if body is not None else b""
+        payload = sandbox.answers.answer(operation_id, api_key.tenant, raw, path_params, compute)
+    else:
+        payload = compute()
+    response = Response(payload, mimetype="application/json")
+    if decision.fault is not None and decision.fault.kind == "malformed":
+        return faulting.malformed(response, call, decision.fault)
+    return response
+
+
+def render_error(error: ApiError, call: Call) -> Response:
+    call.error = error
+    call.fault_injected = error.headers.get(faulting.INJECTED_HEADER) or call.fault_injected
+    return json_response(envelope(error), error.status, error.headers)
+
+
+def http_error(exc: HTTPException, req: Request, call: Call) -> Response:
+    """werkzeug's own HTTP errors (routing, body size) as the documented envelope."""
+    status = exc.code or 500
+    if status == 404:
+        error: ApiError = EndpointNotFound(req.method, req.path)
+    elif status == 405:
+        allowed = [m for m in (exc.valid_methods or []) if m not in {"HEAD", "OPTIONS"}]
+        error = MethodNotAllowed(req.method, req.path, allowed)
+    elif status == 413:
+        error = PayloadTooLarge(req.max_content_length or 0)
+    elif status == 400:
+        error = MalformedJson(exc.description or "Bad request.")
+    else:
+        error = ApiError(exc.description)
+        error.status, error.code = status, (exc.name or "ERROR").upper().replace(" ", "_")
+    return render_error(error, call)
+
+
+def unexpected_error(req: Request, call: Call) -> Response:
+    log.exception("unhandled error on %s %s", req.method, req.path)
+    return render_error(InternalError(), call)
+
+
+_UNJOURNALED = ("/_sandbox/", "/docs", "/openapi.")
+
+
+def finish(sandbox: Any, req: Request, call: Call, response: Response) -> Response:
+    """The rate-limit headers, then the journal entry."""
+    faulting.add_headers(response, call)
+    path = req.path
+    if path.startswith(_UNJOURNALED):
+        return response
+    environ = req.environ
+    error = call.error
+    api_key = call.api_key
+    fault = call.fault_injected
+    key = environ.get("HTTP_X_API_KEY")
+    outcome, problems = verdict(
+        error, call.warnings, key_sent=key is not None, fault_injected=fault
+    )
+    started = environ.get(STARTED_KEY)
+    elapsed_ms = (time.perf_counter() - started) * 1000 if started is not None else 0.0
+    sandbox.journal.record(
+        {
+            "time": iso(datetime.now(UTC)),
+            "method": req.method,
+            "path": path,
+            "operation_id": call.operation_id,
+            "tenant": api_key.tenant if api_key else None,
+            "api_key": redact(key),
+            "status": response.status_code,
+            "error_code": error.code if error else None,
+            # Injected latency is held by the server after this; it still counts.
+            "duration_ms": round(elapsed_ms + (call.latency_ms or 0), 2),
+            "fault_injected": fault,
+            "verdict": outcome,
+            # A tuple: with nothing but atomic values the entry is left out of garbage
+            # collection, and the journal keeps a thousand of them alive.
+            "problems": tuple(problems),
+        }
+    )
+    return response
