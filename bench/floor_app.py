@@ -1,5 +1,5 @@
 """The floor: a bare Flask app answering every POST with a fixed JSON body, served by the
-sandbox's own gunicorn runner with the sandbox's default server settings.
+sandbox's own server (`sandbox.server.serve`) with the sandbox's default server settings.
 
 Whatever the sandbox does per request (auth, rate-limit bookkeeping, validation, faults,
 journal, personas) is the gap between this and the sandbox on the same load.

@@ -87,9 +87,9 @@ class Server:
         raise RuntimeError(f"{self.name} gave no 200 within {timeout} s; see {self.log}")
 
     def memory_bytes(self) -> tuple[int, int]:
-        """(RSS, PSS) summed over the server's process tree (gunicorn arbiter and worker, or
-        node). RSS counts pages a forked worker shares with its arbiter twice; PSS splits
-        them, so it is what the tree really costs."""
+        """(RSS, PSS) summed over the server's process tree (with --workers N, the parent
+        and its workers; node's helpers for Prism). RSS counts pages a forked worker shares
+        with its parent twice; PSS splits them, so it is what the tree really costs."""
         assert self.process is not None
         pids = _tree(self.process.pid)
         return sum(_smaps(pid, "Rss:") for pid in pids), sum(_smaps(pid, "Pss:") for pid in pids)

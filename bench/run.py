@@ -195,7 +195,7 @@ def versions(prism_binary: Path, wrk_version: str) -> dict[str, str]:
         "quimbi-sandbox": dist("quimbi-sandbox"),
         "flask": dist("flask"),
         "werkzeug": dist("werkzeug"),
-        "gunicorn": dist("gunicorn"),
+        "aiohttp": dist("aiohttp"),
         "jsonschema-rs": dist("jsonschema-rs"),
         "node": tool_version(["node", "--version"]),
         "prism": tool_version([str(prism_binary), "--version"]),
@@ -222,13 +222,13 @@ def main() -> None:
 
     print("Start-up and memory (one server at a time) ...", flush=True)
     memory = measure_memory(
-        [sandbox("sandbox", "off"), prism("prism (quiet)", prism_binary, "silent"), floor()]
+        [sandbox("sandbox", HIGH_LIMIT), prism("prism (quiet)", prism_binary, "silent"), floor()]
     )
 
     print(f"Load, {args.seconds:g} s per point ...", flush=True)
     servers = [
-        sandbox("sandbox", "off"),
-        sandbox("sandbox (limit on)", HIGH_LIMIT),
+        sandbox("sandbox", HIGH_LIMIT),
+        sandbox("sandbox (limit off)", "off"),
         prism("prism (quiet)", prism_binary, "silent"),
         prism("prism (default log)", prism_binary, None),
         floor(),

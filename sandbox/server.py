@@ -175,13 +175,16 @@ def _no_write(data: bytes) -> None:
 
 
 def _quiet_garbage_collector() -> None:
-    """Fewer, cheaper collections: the app's long-lived objects (contract, validators,
-    fixtures) are built at start-up and frozen out of every future collection, and the
-    youngest generation is collected less often. Full collections over everything built
-    at start-up were the sandbox's p99 spikes."""
+    """Short, rare pauses. The app's long-lived objects (contract, validators, fixtures)
+    are built at start-up and frozen out of every future collection. A young collection
+    every 2,000 allocations stays well under a millisecond (at 50,000 each one was a
+    multi-millisecond p99 spike); the middle generation is collected 5x less often than
+    by default, so customers cached under random-customer load are mostly promoted once,
+    not rescanned (their full collections were 40-60 ms stalls). Measured with
+    bench/run.py; see bench/RESULTS.md."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(2_000, 20, 100)
+    gc.set_threshold(2_000, 100, 100)
 
 
 def _configure_logging(level: str) -> None:
