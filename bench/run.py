@@ -35,7 +35,7 @@ from harness import (  # noqa: E402  (bench/ is a directory of scripts, not a pa
     run_wrk,
     tool_version,
 )
-from report import write_report  # noqa: E402
+from report import HIGH_LIMIT, write_report  # noqa: E402
 
 SCENARIOS = {
     "analyze_magic": "/api/intelligence/analyze",
@@ -44,7 +44,6 @@ SCENARIOS = {
     "ingest_orders": "/api/data/ingest_orders",
 }
 CONCURRENCY = (1, 8, 32)
-HIGH_LIMIT = "100000/min,1000000/hour"
 INGESTED_ORDERS = 100_000
 
 
