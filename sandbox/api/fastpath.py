@@ -89,7 +89,9 @@ class FastPath:
         if found is None:
             return self.app(environ, start_response)
         op, path_params = found
-        req = self._request_class(environ)
+        # Not written back into the environ: that reference cycle (environ -> request ->
+        # environ) made every request garbage only the cycle collector could free.
+        req = self._request_class(environ, populate_request=False)
         call = current_call(environ)
         try:
             response = run(self.sandbox, req, call, op, path_params)

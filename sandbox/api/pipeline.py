@@ -191,6 +191,10 @@ def run(
 
 
 def render_error(error: ApiError, call: Call) -> Response:
+    # The Call keeps the error for the journal; its traceback (and the exception it was
+    # raised from) would tie the request's frames into a cycle only the collector frees.
+    error.__traceback__ = None
+    error.__context__ = None
     call.error = error
     call.fault_injected = error.headers.get(faulting.INJECTED_HEADER) or call.fault_injected
     return json_response(envelope(error), error.status, error.headers)
