@@ -195,3 +195,11 @@ def test_rate_limit_and_retry_headers() -> None:
 
 def test_no_schema_forbids_unknown_fields() -> None:
     assert "additionalProperties: false" not in SPEC_PATH.read_text(encoding="utf-8")
+
+
+def test_the_contract_reads_the_same_with_libyaml_and_pure_python() -> None:
+    from sandbox.resources import contract_path
+    from sandbox.spec import load_contract
+
+    pure = yaml.safe_load(contract_path().read_text(encoding="utf-8"))
+    assert load_contract().document == pure
