@@ -111,8 +111,8 @@ def write_report(
         "",
         "Start-up: process start to the first `200` on analyze. RSS and PSS: the whole process",
         "tree (the sandbox and the floor are one process each; Prism is node), idle 1 s after",
-        "start-up, then after 100,000",
-        "orders ingested in batches of 10 (unique ids, 5,000 customers) on one connection.",
+        "start-up, then after 100,000 orders ingested in batches of 10 (unique ids, 5,000",
+        "customers) on one connection.",
         "",
         "| Server | Start-up (s) | RSS idle (MB) | PSS idle (MB) | RSS after 100k orders (MB) "
         "| PSS after (MB) | RSS growth per order (B) |",
