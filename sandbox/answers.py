@@ -2,11 +2,12 @@
 
 A read operation's answer is a pure function of the operation, the tenant, the request
 body's bytes, the path parameters, the test clock's date and how far it has moved past
-its anchor, and the ingested data (the store's revision); seed and settings are fixed
-for the process. That tuple is the key, and a hit skips building the customer's history,
-the model and the JSON encoding. Faults and latency are decided before and applied after,
-so they are never cached. Only a store that knows its revision cheaply (in memory) gets a
-cache: with a shared store, another process's ingest would go unseen. No Flask here.
+its anchor, and the tenant's ingested data (the store's revision for it); seed and
+settings are fixed for the process. That tuple is the key, and a hit skips building the
+customer's history, the model and the JSON encoding. Faults and latency are decided
+before and applied after, so they are never cached. Only a store that knows its
+revisions cheaply (in memory) is cached over: with a shared store, another process's
+ingest would go unseen. No Flask here.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class AnswerCache:
         path_params: dict[str, Any],
         compute: Callable[[], bytes],
     ) -> bytes:
-        revision = self._store.revision()
+        revision = self._store.revision(tenant)
         if revision is None:
             return compute()
         day, age = self._clock.day_and_age()

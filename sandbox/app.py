@@ -67,7 +67,7 @@ class Sandbox:
     counters: Counters
     limiter: RateLimiter
     faults: FaultEngine
-    answers: AnswerCache | None
+    answers: AnswerCache
 
     def reset(self, tenant: str | None = None) -> None:
         """Back to how the sandbox started: one tenant's data, flaky counters and rate-limit
@@ -162,7 +162,7 @@ def build_sandbox(settings: Settings, rate_limit_clock: Callable[[], float] = ti
         counters,
         limiter,
         faults,
-        AnswerCache(store, clock) if store.revision() is not None else None,
+        AnswerCache(store, clock),
     )
     if settings.state is not None:
         load_state_file(sandbox, settings.state)

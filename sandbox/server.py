@@ -40,6 +40,7 @@ GRACE_SECONDS = 5.0  # requests in flight get this long to finish on SIGTERM
 _BODY_CHUNK = 64 * 1024
 # Hop-by-hop or recomputed by aiohttp from the body it is given.
 _DROPPED_RESPONSE_HEADERS = frozenset({"content-length", "transfer-encoding", "connection"})
+_DROPPED_RESPONSE_HEADERS_HEAD = _DROPPED_RESPONSE_HEADERS - {"content-length"}
 
 # The body reaches the app whole and de-chunked, so its framing headers are not passed on.
 _NOT_PASSED_AS_HEADERS = frozenset({"CONTENT_TYPE", "CONTENT_LENGTH", "TRANSFER_ENCODING"})
@@ -88,8 +89,14 @@ class WsgiBridge:
         if fault is not None:
             await self._network_fault(request, *fault)
         response = web.Response(body=payload, status=status)
+        # A HEAD answer keeps the app's Content-Length: the size a GET would get.
+        dropped = (
+            _DROPPED_RESPONSE_HEADERS_HEAD
+            if request.method == "HEAD"
+            else _DROPPED_RESPONSE_HEADERS
+        )
         for name, value in headers:
-            if name.lower() not in _DROPPED_RESPONSE_HEADERS:
+            if name.lower() not in dropped:
                 response.headers.add(name, value)
         if too_large:
             response.force_close()  # the rest of the body was never read

@@ -53,7 +53,7 @@ def test_any_other_operation_tenant_body_or_path_is_another_answer(parts, other)
     assert cache.answer(*other, compute) == b"answer 2"
 
 
-def test_ingesting_resetting_or_moving_the_clock_a_day_recomputes(parts):
+def test_ingesting_resetting_or_moving_the_clock_a_day_recomputes_that_tenant(parts):
     store, clock, cache = parts
     compute = Computations()
 
@@ -72,14 +72,22 @@ def test_ingesting_resetting_or_moving_the_clock_a_day_recomputes(parts):
         "total_cents": 100,
         "items": [],
     }
-    store.add_orders("t2", [order])  # any tenant's ingest: the revision moves
+    store.add_orders("t2", [order])  # another tenant's ingest: not this tenant's answers
+    assert ask() == b"answer 2"
+    store.add_orders("t1", [order])
     assert ask() == b"answer 3"
-    store.add_orders("t2", [order])  # a duplicate stores nothing: still cached
+    store.add_orders("t1", [order])  # a duplicate stores nothing: still cached
     assert ask() == b"answer 3"
     store.add_interactions("t1", [{"customer_id": "c"}])
     assert ask() == b"answer 4"
     store.reset("t1")
     assert ask() == b"answer 5"
+    store.reset("t2")
+    assert ask() == b"answer 5"
+    store.reset()  # everything
+    assert ask() == b"answer 6"
+    store.replace_tenant("t1", [], [])
+    assert ask() == b"answer 7"
 
 
 def test_errors_are_not_kept(parts):
@@ -109,7 +117,7 @@ def test_it_holds_at_most_its_size_dropping_the_oldest(parts):
 
 def test_a_store_that_cannot_tell_its_revision_gets_no_cache():
     class SharedStore(MemoryStore):
-        def revision(self) -> None:
+        def revision(self, tenant: str) -> None:
             return None
 
     store = SharedStore()

@@ -107,3 +107,13 @@ def test_a_failing_bridge_still_answers_with_the_envelope():
     status, body = asyncio.run(scenario())
     assert status == 500
     assert body == {"error": {"code": "INTERNAL_ERROR", "message": "An internal error occurred."}}
+
+
+def test_head_answers_carry_the_length_a_get_would_get():
+    with ServerProcess() as server:
+        for path in ("/openapi.yaml", "/api/insights/my-position"):
+            got = requests.get(server.url + path, headers=HEADERS, timeout=5)
+            head = requests.head(server.url + path, headers=HEADERS, timeout=5)
+            assert head.status_code == got.status_code == 200
+            assert head.content == b""
+            assert int(head.headers["Content-Length"]) == len(got.content), path

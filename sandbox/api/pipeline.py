@@ -179,7 +179,7 @@ def run(
     def compute() -> bytes:
         return encode(op.view(sandbox.platform, api_key.tenant, body, **path_params))
 
-    if permission == "read" and sandbox.answers is not None:
+    if permission == "read":
         raw = raw_body(req) if body is not None else b""
         payload = sandbox.answers.answer(operation_id, api_key.tenant, raw, path_params, compute)
     else:

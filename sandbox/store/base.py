@@ -52,6 +52,7 @@ class Store(Protocol):
 
     def set_value(self, name: str, value: dict[str, Any]) -> None: ...
 
-    def revision(self) -> int | None:
-        """A number that changes whenever any ingested data changes; None when this process
-        cannot know that cheaply (a shared store: other processes write too)."""
+    def revision(self, tenant: str) -> int | None:
+        """A number that changes whenever the tenant's ingested data changes (and is never
+        reused); None when this process cannot know that cheaply (a shared store: other
+        processes write too)."""

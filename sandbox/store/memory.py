@@ -57,10 +57,18 @@ class MemoryStore:
         self._journal: deque[dict[str, Any]] = deque()
         self._values: dict[str, dict[str, Any]] = {}
         self._lock = threading.RLock()
-        self._revision = 0
+        # One counter for all tenants, so a tenant's revision never repeats, even after
+        # a reset; a tenant never changed since the last full reset is at the base.
+        self._counter = 0
+        self._base = 0
+        self._revisions: dict[str, int] = {}
 
-    def revision(self) -> int:
-        return self._revision
+    def revision(self, tenant: str) -> int:
+        return self._revisions.get(tenant, self._base)
+
+    def _changed(self, tenant: str) -> None:
+        self._counter += 1
+        self._revisions[tenant] = self._counter
 
     def _tenant(self, tenant: str) -> _TenantState:
         state = self._tenants.get(tenant)
@@ -79,7 +87,8 @@ class MemoryStore:
                 packed = _pack(order)
                 state.orders[order_id] = packed
                 state.orders_by_customer[packed[0]].append(order_id)
-            self._revision += bool(fresh)
+            if fresh:
+                self._changed(tenant)
             return list(fresh.values())
 
     def add_interactions(self, tenant: str, interactions: list[dict[str, Any]]) -> int:
@@ -88,7 +97,8 @@ class MemoryStore:
             for interaction in interactions:
                 state.interactions.append(interaction)
                 state.interactions_by_customer[interaction["customer_id"]].append(interaction)
-            self._revision += bool(interactions)
+            if interactions:
+                self._changed(tenant)
             return len(interactions)
 
     def orders_for(self, tenant: str, customer_id: str) -> list[dict[str, Any]]:
@@ -141,19 +151,22 @@ class MemoryStore:
     ) -> None:
         with self._lock:
             self._tenants.pop(tenant, None)
-            self._revision += 1
+            self._changed(tenant)
             self.add_orders(tenant, orders)
             self.add_interactions(tenant, interactions)
 
     def reset(self, tenant: str | None = None) -> None:
         with self._lock:
-            self._revision += 1
             if tenant is None:
                 self._tenants.clear()
                 self._journal.clear()
                 self._values.clear()
+                self._counter += 1
+                self._base = self._counter
+                self._revisions.clear()
             else:
                 self._tenants.pop(tenant, None)
+                self._changed(tenant)
 
     def journal_append(self, entry: dict[str, Any], limit: int) -> None:
         with self._lock:

@@ -176,7 +176,7 @@ class RedisStore:
 
     # Journal and shared values.
 
-    def revision(self) -> None:
+    def revision(self, tenant: str) -> None:
         return None  # other processes write too; asking Redis would cost what it saves
 
     def journal_append(self, entry: dict[str, Any], limit: int) -> None:
