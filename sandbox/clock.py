@@ -111,10 +111,7 @@ class Clock:
 
     def elapsed_days(self) -> int:
         """Whole days the clock has moved past the anchor (how much generated data aged)."""
-        state = self.state()
-        if state.frozen_at is None or state.anchor is None:
-            return 0
-        return (state.frozen_at.date() - state.anchor.date()).days
+        return self.day_and_age()[1]
 
     def set(self, at: datetime) -> None:
         """Freeze at ``at``. The first freeze also sets the anchor; later ones move time."""

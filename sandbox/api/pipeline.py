@@ -62,6 +62,7 @@ class Operation:
 # contract when the app is built (so a route can't silently drift from the spec).
 REGISTERED: dict[str, Operation] = {}
 CALL_KEY = "sandbox.call"  # the request's Call, in the WSGI environ
+API_KEY_ENVIRON = "HTTP_X_API_KEY"  # the X-API-Key header
 
 
 @dataclass(slots=True)
@@ -154,7 +155,7 @@ def run(
     operation_id, permission = op.operation_id, op.permission
     call.operation_id = operation_id
     environ = req.environ
-    api_key = sandbox.keyring.authenticate(environ.get("HTTP_X_API_KEY"))
+    api_key = sandbox.keyring.authenticate(environ.get(API_KEY_ENVIRON))
     call.api_key = api_key
     faulting.admit(sandbox, call, api_key)
     sandbox.keyring.require(api_key, permission)
@@ -236,7 +237,7 @@ def finish(sandbox: Any, req: Request, call: Call, response: Response) -> Respon
     error = call.error
     api_key = call.api_key
     fault = call.fault_injected
-    key = environ.get("HTTP_X_API_KEY")
+    key = environ.get(API_KEY_ENVIRON)
     outcome, problems = verdict(
         error, call.warnings, key_sent=key is not None, fault_injected=fault
     )
