@@ -20,8 +20,22 @@ import requests
 from sandbox.app import create_app
 from sandbox.spec import Contract, load_contract
 from tests.dockerfile import Stage, parse_dockerfile
+from tests.standalone import SiblingGuard
 
 ROOT = Path(__file__).resolve().parents[1]
+
+SIBLING_GUARD = SiblingGuard(ROOT)
+SIBLING_GUARD.install()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # A refused read may have been caught by the code under test; the run fails anyway.
+    if SIBLING_GUARD.refused:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        listed = "\n  ".join(sorted(set(SIBLING_GUARD.refused)))
+        print(f"\nTests read files beside the repository:\n  {listed}", file=sys.stderr)
+
+
 DEFAULT_KEY = "qpk_test_sandbox"
 
 
