@@ -20,9 +20,11 @@ import yaml
 
 from sandbox.app import create_app
 from sandbox.docs import DEFAULT_KEY
-from sandbox.resources import contract_path
+from sandbox.personas.model import load_magic_customers
+from sandbox.resources import contract_path, fixtures_dir
 
-DOCUMENTED_CUSTOMERS = ("test_customer_high_ltv", "test_customer_low_ltv", "test_customer_new")
+# The magic customers: every tenant has them, and the README documents each.
+DOCUMENTED_CUSTOMERS = tuple(load_magic_customers(fixtures_dir() / "customers.yaml"))
 # (operationId, example name) -> top-level fields whose content is generated per request.
 GENERATED: dict[tuple[str, str], tuple[str, ...]] = {
     ("generateMessage", "supportReply"): ("message",),
@@ -104,7 +106,7 @@ def without_generated(example: Example, body: dict[str, Any]) -> dict[str, Any]:
 def test_the_contract_has_examples_naming_the_documented_customers():
     named = {c for c in DOCUMENTED_CUSTOMERS for e in EXAMPLES if c in json.dumps(e.expected)}
     assert {"test_customer_high_ltv", "test_customer_low_ltv"} <= named
-    assert {op for op, _ in GENERATED} <= {e.operation_id for e in EXAMPLES}
+    assert set(GENERATED) <= {(e.operation_id, e.name) for e in EXAMPLES}
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=str)
