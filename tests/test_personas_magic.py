@@ -8,6 +8,8 @@ import json
 import pytest
 
 from sandbox.personas.catalog import catalogue
+from sandbox.personas.history import Traits, generate_history
+from sandbox.personas.model import load_magic_customers
 
 CUSTOMER_PATHS = [
     "/api/intelligence/analyze",
@@ -63,14 +65,58 @@ def test_segment_pins(analyze, customer_id, axis, value):
 
 
 def test_documented_figures_of_the_reference_customer(analyze):
-    metrics = analyze("test_customer_high_ltv")["behavioral_metrics"]
-    assert metrics == {
+    profile = analyze("test_customer_high_ltv")
+    assert profile["behavioral_metrics"] == {
         "lifetime_value": 892.5,
         "total_orders": 12,
         "avg_order_value": 74.38,
         "days_since_last_purchase": 15,
         "customer_tenure_days": 456,
     }
+    assert profile["predictions"] == {
+        "churn_risk": 0.18,
+        "churn_risk_level": "low",
+        "ltv_12mo": 450.0,
+    }
+
+
+def test_a_written_out_order_log_is_the_history():
+    traits = Traits.from_mapping(
+        {
+            "orders": 3,
+            "lifetime_value": 60.50,
+            "recency_days": 5,
+            "tenure_days": 100,
+            "order_log": [[5, 10.25], [90, 30.00], [40, 20.25]],
+        }
+    )
+    history = generate_history(0, "t", "c", traits)
+    assert [(o.days_ago, o.total_cents) for o in history.orders] == [
+        (90, 3000),
+        (40, 2025),
+        (5, 1025),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"orders": 4}, "orders 3"),
+        ({"lifetime_value": 60.51}, "lifetime_value 60.5"),
+        ({"recency_days": 6}, "recency_days 5"),
+        ({"tenure_days": 80}, "predates tenure_days"),
+    ],
+)
+def test_an_order_log_that_contradicts_its_traits_is_refused(change, message):
+    traits = {
+        "orders": 3,
+        "lifetime_value": 60.50,
+        "recency_days": 5,
+        "tenure_days": 100,
+        "order_log": [[5, 10.25], [90, 30.00], [40, 20.25]],
+    }
+    with pytest.raises(ValueError, match=message):
+        Traits.from_mapping({**traits, **change})
 
 
 def test_one_time_buyer_has_exactly_one_order(analyze):
@@ -100,3 +146,15 @@ def test_faker_output_has_not_drifted():
         "Faker's output changed (product names differ): check the Faker version pin in "
         "pyproject.toml, then update CATALOGUE_SHA256 and regenerate the golden files."
     )
+
+
+def test_a_contradicting_fixture_names_the_file_and_customer(tmp_path):
+    fixture = tmp_path / "customers.yaml"
+    fixture.write_text(
+        "customers:\n  c_bad:\n    traits: {orders: 2, lifetime_value: 5.00, recency_days: 1,"
+        " tenure_days: 9, order_log: [[1, 5.00]]}\n"
+    )
+    with pytest.raises(
+        ValueError, match=r"customers\.yaml: customer c_bad: order_log gives orders"
+    ):
+        load_magic_customers(fixture)

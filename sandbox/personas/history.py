@@ -67,10 +67,15 @@ class Traits:
     support_tickets_90d: int = 0
     cadence: str = "irregular"
     ltv_cents: int | None = None  # when pinned, order totals add up to exactly this
+    # (days ago, total in cents) of every order: a history written out instead of drawn,
+    # for a customer whose figures must come out exactly (the API reference's example).
+    order_log: tuple[tuple[int, int], ...] | None = None
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> Traits:
         converted = dict(values)
+        if "order_log" in converted:
+            converted["order_log"] = _order_log(converted)
         if "lifetime_value" in converted:
             converted["ltv_cents"] = round(float(converted.pop("lifetime_value")) * 100)
         if "avg_order_value" in converted:
@@ -80,6 +85,33 @@ class Traits:
             ltv = converted.get("ltv_cents") or 0
             converted["aov_cents"] = round(ltv / orders) if orders else 0
         return cls(**converted)
+
+
+def _order_log(traits: dict[str, Any]) -> tuple[tuple[int, int], ...]:
+    """The written-out orders, checked against the traits that must state the same
+    figures, so the fixture cannot say one thing in its traits and another in its orders."""
+    log = tuple(
+        sorted(
+            ((int(days), round(float(total) * 100)) for days, total in traits["order_log"]),
+            reverse=True,
+        )
+    )
+    if not log:
+        raise ValueError("order_log lists no orders")
+    derived = {
+        "orders": len(log),
+        "lifetime_value": sum(total for _, total in log),
+        "recency_days": log[-1][0],
+    }
+    for name, value in derived.items():
+        stated = traits.get(name)
+        scale = 100 if name == "lifetime_value" else 1  # cents, as in the log
+        if stated is None or round(float(stated) * scale) != value:
+            shown = value / scale if scale != 1 else value
+            raise ValueError(f"order_log gives {name} {shown}; the traits say {stated}")
+    if log[0][0] > traits.get("tenure_days", log[0][0]):
+        raise ValueError(f"order_log's oldest order ({log[0][0]} d) predates tenure_days")
+    return log
 
 
 @dataclass(frozen=True)
@@ -307,8 +339,12 @@ def generate_history(seed: int, tenant: str, customer_id: str, traits: Traits) -
     rng = stable_rng(seed, tenant, customer_id, "history")
     category_count = min(max(traits.categories, 1), len(CATEGORY_NAMES))
     categories = rng.sample(CATEGORY_NAMES, category_count)
-    ages = _order_ages(traits, rng)
-    totals = _order_totals(traits, rng)
+    if traits.order_log is not None:
+        ages = [days for days, _ in traits.order_log]
+        totals = [total for _, total in traits.order_log]
+    else:
+        ages = _order_ages(traits, rng)
+        totals = _order_totals(traits, rng)
     returned = _flags(traits.orders, traits.return_rate, rng)
     discounted = _flags(traits.orders, traits.discount_share, rng)
     order_prefix = f"ord_{rng.getrandbits(32):08x}"

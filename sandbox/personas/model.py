@@ -35,7 +35,10 @@ def load_magic_customers(path: Path) -> dict[str, MagicCustomer]:
     document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     magic = {}
     for customer_id, entry in (document.get("customers") or {}).items():
-        traits = None if entry.get("not_found") else Traits.from_mapping(entry["traits"])
+        try:
+            traits = None if entry.get("not_found") else Traits.from_mapping(entry["traits"])
+        except ValueError as error:
+            raise ValueError(f"{path}: customer {customer_id}: {error}") from error
         magic[customer_id] = MagicCustomer(customer_id, entry.get("description", ""), traits)
     return magic
 
