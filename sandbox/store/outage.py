@@ -22,7 +22,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from sandbox.errors import StoreUnavailable
 
@@ -40,7 +40,8 @@ def store_name(url: str) -> str:
         userinfo, _, host = netloc.rpartition("@")
         user, has_password, _ = userinfo.partition(":")
         netloc = f"{user}:***@{host}" if has_password else netloc
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    # Built by hand: urlunsplit drops the empty host of unix:///path/redis.sock.
+    return f"{parts.scheme}://{netloc}{parts.path}"
 
 
 class Outage:
