@@ -289,8 +289,10 @@ def _guarded(method: _Method) -> _Method:
     return call  # type: ignore[return-value]
 
 
-# Every public method, so one added later cannot forget it (tests/test_store_outage.py
-# checks this too).
+# Every public method that talks to Redis, so one added later cannot be forgotten
+# (tests/test_store_outage.py checks this too). Not revision(), which never asks Redis:
+# its "success" would end an outage that is still going on.
+_UNGUARDED = {"check_reachable", "revision"}
 for _name, _member in list(vars(RedisStore).items()):
-    if inspect.isfunction(_member) and not _name.startswith("_") and _name != "check_reachable":
+    if inspect.isfunction(_member) and not _name.startswith("_") and _name not in _UNGUARDED:
         setattr(RedisStore, _name, _guarded(_member))
