@@ -199,11 +199,10 @@ class StoreUnavailable(ServiceUnavailable):
 
     default_message = "The sandbox's store is unreachable. Retry after Retry-After seconds."
 
-    def __init__(self, store: str, reason: str, retry_after: int = 1) -> None:
+    def __init__(self, store: str, retry_after: int = 1) -> None:
         super().__init__(retry_after=retry_after)
+        # ``store`` comes without its password (sandbox.store.outage.store_name).
         self.details = {**(self.details or {}), "store": store}
-        self.store = store  # already without its password: it goes in answers and logs
-        self.reason = reason
 
 
 def envelope(error: ApiError) -> dict[str, Any]:

@@ -45,7 +45,7 @@ def store_name(url: str) -> str:
 
 
 class Outage:
-    """Whether the store is down in this process, since when, and what it last said."""
+    """Whether the store is down in this process, and since when."""
 
     def __init__(
         self,
@@ -62,10 +62,9 @@ class Outage:
         self._lock = threading.Lock()
         self.down_since: float | None = None  # read unlocked on every call: None = up
         self._last_failure = 0.0
-        self._reason = ""
 
     def error(self) -> StoreUnavailable:
-        return StoreUnavailable(self.store, self._reason, self.retry_after)
+        return StoreUnavailable(self.store, self.retry_after)
 
     def refuse_while_fresh(self) -> None:
         """Raise at once while the last failure is under ``retry_after`` seconds old."""
@@ -83,7 +82,6 @@ class Outage:
             if starting:
                 self.down_since = now
             self._last_failure = now
-            self._reason = reason
         if starting:
             log.warning(
                 "store %s unreachable (%s): answering 503 SERVICE_UNAVAILABLE until it is "
