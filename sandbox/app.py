@@ -94,9 +94,10 @@ def open_store(url: str) -> Store:
 
     store = RedisStore(url)
     try:
-        store.ping()
+        store.check_reachable()
     except Exception as exc:  # redis raises several connection error types
-        raise ConfigError(f"--store {url}: cannot reach Redis ({exc})") from None
+        name = store.outage.store  # without the URL's password
+        raise ConfigError(f"--store {name}: cannot reach Redis ({exc})") from None
     return store
 
 

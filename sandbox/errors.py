@@ -21,6 +21,7 @@ Flask handler that renders them lives in ``sandbox.app``.
     ├── RateLimitExceeded        429 RATE_LIMIT_EXCEEDED
     ├── InternalError            500 INTERNAL_ERROR
     └── ServiceUnavailable       503 SERVICE_UNAVAILABLE
+        └── StoreUnavailable     503 SERVICE_UNAVAILABLE   (shared store unreachable)
 """
 
 from __future__ import annotations
@@ -190,6 +191,18 @@ class ServiceUnavailable(ApiError):
             details={"retry_after_seconds": retry_after},
             headers={"Retry-After": str(retry_after)},
         )
+
+
+class StoreUnavailable(ServiceUnavailable):
+    """The shared store (Redis) did not answer; raised by the store itself, so every
+    caller (rate limits, faults, views, the control API) answers the same 503."""
+
+    default_message = "The sandbox's store is unreachable. Retry after Retry-After seconds."
+
+    def __init__(self, store: str, retry_after: int = 1) -> None:
+        super().__init__(retry_after=retry_after)
+        # ``store`` comes without its password (sandbox.store.outage.store_name).
+        self.details = {**(self.details or {}), "store": store}
 
 
 def envelope(error: ApiError) -> dict[str, Any]:

@@ -40,8 +40,10 @@ def probe(url: str, timeout: float = TIMEOUT_SECONDS) -> tuple[bool, str]:
     try:
         with direct.open(url, timeout=timeout) as response:
             status, raw = response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return False, f"{url} answered {exc.code}"
+    except urllib.error.HTTPError as exc:  # e.g. 503 {"status": "degraded", ...}
+        with exc:
+            said = exc.read(200)
+        return False, f"{url} answered {exc.code}: {said!r}"
     except (OSError, ValueError) as exc:  # refused, timed out, unresolvable
         return False, f"{url} unreachable: {exc}"
     try:

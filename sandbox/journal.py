@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sandbox.clock import parse_timestamp
-from sandbox.errors import ApiError
+from sandbox.errors import ApiError, StoreUnavailable
 
 # Statuses that mean the *client* broke the contract (as opposed to runtime conditions
 # like an unknown customer, a read-only key or a rate limit).
@@ -58,7 +58,12 @@ class Journal:
         # The pid keeps ids unique across worker processes sharing one store (read at
         # record time: workers are forked after the journal is built).
         entry = {"id": f"{os.getpid()}-{next(self._ids)}", **entry}
-        self._store.journal_append(entry, self.size)
+        try:
+            self._store.journal_append(entry, self.size)
+        except StoreUnavailable:
+            # Written after the answer is made (often the outage's own 503), which must
+            # still be sent; the outage is logged once by the store, not per entry.
+            pass
 
     def entries(
         self,

@@ -13,7 +13,7 @@ from flask import Blueprint, current_app, request
 
 from sandbox import __version__
 from sandbox.api.pipeline import json_response
-from sandbox.errors import EndpointNotFound, InvalidAdminToken
+from sandbox.errors import EndpointNotFound, InvalidAdminToken, StoreUnavailable
 
 blueprint = Blueprint("control", __name__, url_prefix="/_sandbox")
 OPEN_ENDPOINTS = {"control.health"}
@@ -36,6 +36,12 @@ def guard():
 
 @blueprint.get("/health")
 def health():
+    # Asks the store, so a container whose Redis is gone turns unhealthy.
+    try:
+        current_app.extensions["quimbi"].store.ping()
+    except StoreUnavailable as exc:
+        body = {"status": "degraded", "store": "unreachable", "version": __version__}
+        return json_response(body, 503, exc.headers)
     return json_response({"status": "ok", "version": __version__})
 
 

@@ -56,3 +56,7 @@ class Store(Protocol):
         """A number that changes whenever the tenant's ingested data changes (and is never
         reused); None when this process cannot know that cheaply (a shared store: other
         processes write too)."""
+
+    def ping(self) -> None:
+        """Nothing when the store answers; raises ``errors.StoreUnavailable`` when it
+        cannot be reached (as every other method does then). Health asks this."""

@@ -63,6 +63,9 @@ class MemoryStore:
         self._base = 0
         self._revisions: dict[str, int] = {}
 
+    def ping(self) -> None:
+        return None  # in this process: reachable whenever the process runs
+
     def revision(self, tenant: str) -> int:
         return self._revisions.get(tenant, self._base)
 

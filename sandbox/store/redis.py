@@ -4,14 +4,36 @@ Several sandbox workers (or replicas behind a load balancer) pointed at one Redi
 the same ingested data, journal, clock, fault rules and counters. Writes that must be
 atomic (a batch of orders, a counter bump, a rule update) run as Lua scripts, so they
 stay atomic across processes. Keys live under one prefix (default ``quimbi:``).
+
+Every public method is guarded (see the end of the module): a Redis that cannot be
+reached or does not answer in time becomes ``errors.StoreUnavailable`` (503) and is
+tracked by ``sandbox.store.outage``. The client never retries by itself: a retried Lua
+script whose reply was lost would run twice, and retries with backoff would hold the
+event loop; the caller's client retries on the 503 instead.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from sandbox.store.outage import Outage, store_name
+
+# Short, so a request during an outage is answered 503 quickly rather than held; a URL's
+# own ?socket_timeout= / ?socket_connect_timeout= wins (redis-py reads them from the URL).
+CONNECT_TIMEOUT_SECONDS = 1.0
+SOCKET_TIMEOUT_SECONDS = 2.0
+# ConnectionError covers refused, reset, unresolvable, LOADING (a restarting Redis
+# reading its data back) and a rejected password.
+_UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
 
 _ADD_ORDERS = """
 local fresh = {}
@@ -75,13 +97,26 @@ class RedisStore:
     shares_counters = True  # the app keeps rate limits and fault counts here too
 
     def __init__(self, url: str, prefix: str = "quimbi:") -> None:
-        self._redis = redis.Redis.from_url(url, decode_responses=True)
+        self._redis = redis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            socket_timeout=SOCKET_TIMEOUT_SECONDS,
+            retry=Retry(NoBackoff(), 0),
+        )
+        password = urlsplit(url).password
+        self.outage = Outage(store_name(url), secret=unquote(password) if password else None)
         self._prefix = prefix
         self._add_orders = self._redis.register_script(_ADD_ORDERS)
         self._add_interactions = self._redis.register_script(_ADD_INTERACTIONS)
         self._incr = self._redis.register_script(_INCR)
         self._add_rule = self._redis.register_script(_ADD_RULE)
         self._remove_rule = self._redis.register_script(_REMOVE_RULE)
+
+    def check_reachable(self) -> None:
+        """At start-up: redis's own error if Redis cannot be reached. Not guarded, so a
+        store never reached is a start-up error rather than an outage."""
+        self._redis.ping()
 
     def ping(self) -> None:
         self._redis.ping()
@@ -232,3 +267,32 @@ class RedisStore:
         count = self._redis.llen(f"{self._prefix}rule_ids")
         self._redis.delete(f"{self._prefix}rule_ids", f"{self._prefix}rules")
         return int(count)
+
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _guarded(method: _Method) -> _Method:
+    @functools.wraps(method)
+    def call(self: RedisStore, *args: Any, **kwargs: Any) -> Any:
+        outage = self.outage
+        if outage.down_since is not None:
+            outage.refuse_while_fresh()
+        try:
+            result = method(self, *args, **kwargs)
+        except _UNREACHABLE as exc:
+            raise outage.failed(exc) from None
+        if outage.down_since is not None:
+            outage.answered()
+        return result
+
+    return call  # type: ignore[return-value]
+
+
+# Every public method that talks to Redis, so one added later cannot be forgotten
+# (tests/test_store_outage.py checks this too). Not revision(), which never asks Redis:
+# its "success" would end an outage that is still going on.
+_UNGUARDED = {"check_reachable", "revision"}
+for _name, _member in list(vars(RedisStore).items()):
+    if inspect.isfunction(_member) and not _name.startswith("_") and _name not in _UNGUARDED:
+        setattr(RedisStore, _name, _guarded(_member))
