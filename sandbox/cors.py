@@ -65,7 +65,10 @@ def parse_origins(text: str) -> str:
 
 
 def with_cors(app: WsgiApp, origins: str, url_map: Map) -> WsgiApp:
-    """``app`` behind the CORS middleware, or ``app`` itself when ``origins`` is off."""
+    """``app`` behind the CORS middleware, or ``app`` itself when ``origins`` is off.
+    Parsed again: settings made in code (``create_app(cors_origins=...)``) skip the CLI's
+    parsing."""
+    origins = parse_origins(origins)
     return app if origins == OFF else Cors(app, origins, url_map)
 
 
@@ -88,6 +91,7 @@ class Cors:
         self._max_age = ("Access-Control-Max-Age", str(PREFLIGHT_MAX_AGE_SECONDS))
         # With a list, an answer depends on the Origin asked with: caches must key on it.
         self._vary: list[tuple[str, str]] = [] if self.any_origin else [("Vary", "Origin")]
+        self._any_origin_headers = [("Access-Control-Allow-Origin", ANY_ORIGIN), self._exposed]
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]):
         origin = environ.get("HTTP_ORIGIN")
@@ -102,9 +106,12 @@ class Cors:
             and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ
         ):
             return self._preflight(environ, start_response, allowed)
-        headers = self._vary[:]
-        if allowed is not None:
-            headers += [("Access-Control-Allow-Origin", allowed), self._exposed]
+        if self.any_origin:
+            headers = self._any_origin_headers
+        elif allowed is None:
+            headers = self._vary
+        else:
+            headers = [*self._vary, ("Access-Control-Allow-Origin", allowed), self._exposed]
 
         def start_with_cors(status: str, app_headers: list[tuple[str, str]], exc_info=None):
             return start_response(status, [*app_headers, *headers], exc_info)
