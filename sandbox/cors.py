@@ -43,7 +43,10 @@ EXPOSED_RESPONSE_HEADERS = (
     "X-Sandbox-Latency-Injected",
 )
 PREFLIGHT_MAX_AGE_SECONDS = 600  # Chromium caps it at 7,200; ten minutes keeps edits visible
-_ORIGIN = re.compile(r"^https?://[^/?#@\s:]+(?::\d{1,5})?$")
+_ORIGIN = re.compile(
+    r"(?P<scheme>https?)://(?:\[[0-9a-f:.]+\]|[^/?#@\s:\[\]]+)(?::(?P<port>\d{1,5}))?"
+)
+_DEFAULT_PORTS = {"http": "80", "https": "443"}  # left out of the Origin browsers send
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -54,13 +57,18 @@ def parse_origins(text: str) -> str:
     stripped = text.strip()
     if stripped.lower() in {ANY_ORIGIN, OFF}:
         return stripped.lower()
-    origins = [part.strip().rstrip("/").lower() for part in stripped.split(",")]
-    for origin in origins:
-        if not _ORIGIN.match(origin):
+    origins = []
+    for part in stripped.split(","):
+        origin = part.strip().rstrip("/").lower()
+        match = _ORIGIN.fullmatch(origin)
+        if match is None:
             raise ValueError(
                 f"{origin!r} is not an origin like http://localhost:3000 "
                 "(the value is *, off, or a comma-separated list of origins)"
             )
+        if match["port"] == _DEFAULT_PORTS[match["scheme"]]:
+            origin = origin[: match.start("port") - 1]
+        origins.append(origin)
     return ",".join(dict.fromkeys(origins))
 
 
@@ -73,6 +81,8 @@ def with_cors(app: WsgiApp, origins: str, url_map: Map) -> WsgiApp:
 
 
 class Cors:
+    """The middleware; ``origins`` is ``*`` or a parsed list (see :func:`parse_origins`)."""
+
     def __init__(self, app: WsgiApp, origins: str, url_map: Map) -> None:
         self.app = app
         self.any_origin = origins == ANY_ORIGIN

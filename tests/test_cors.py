@@ -203,6 +203,10 @@ def test_off_adds_nothing_and_options_answers_as_flask_does():
         (" OFF ", "off"),
         ("HTTP://LocalHost:3000/", "http://localhost:3000"),
         ("http://a.test, https://b.test:8443,http://a.test", "http://a.test,https://b.test:8443"),
+        (
+            "http://a.test:80,https://b.test:443,http://[::1]:3000",
+            "http://a.test,https://b.test,http://[::1]:3000",
+        ),
     ],
 )
 def test_origins_are_normalised_as_browsers_send_them(raw, parsed):
@@ -211,7 +215,16 @@ def test_origins_are_normalised_as_browsers_send_them(raw, parsed):
 
 
 @pytest.mark.parametrize(
-    "raw", ["", "localhost:3000", "http://a.test/app", "http://a.test,*", "ftp://a.test", "a,,b"]
+    "raw",
+    [
+        "",
+        "localhost:3000",
+        "http://a.test/app",
+        "http://a.test,*",
+        "ftp://a.test",
+        "a,,b",
+        "http://a b.test",
+    ],
 )
 def test_a_bad_origin_list_is_refused_with_the_reason(raw):
     with pytest.raises(ConfigError, match="is not an origin like http://localhost:3000"):
