@@ -32,6 +32,7 @@ from sandbox.auth import KeyRing, load_keyring
 from sandbox.clock import Clock, parse_timestamp
 from sandbox.config import ConfigError, Settings
 from sandbox.control import blueprint as control_blueprint
+from sandbox.cors import with_cors
 from sandbox.docs import blueprint as docs_blueprint
 from sandbox.errors import (
     ApiError,
@@ -240,8 +241,11 @@ def create_app(
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
     app.after_request(_finish)
+    fast_path = FastPath(
+        app.wsgi_app, sandbox, app.view_functions, app.url_map, settings.max_body_bytes
+    )
     app.wsgi_app = NetworkFaults(  # type: ignore[method-assign]
-        FastPath(app.wsgi_app, sandbox, app.view_functions, app.url_map, settings.max_body_bytes)
+        with_cors(fast_path, settings.cors_origins, app.url_map)
     )
     _check_routes_match_contract(app, sandbox.contract)
     return app

@@ -88,6 +88,12 @@ def _rate_limit(text: str) -> str:
     return text.replace(" ", "").lower()
 
 
+def _cors_origins(text: str) -> str:
+    from sandbox.cors import parse_origins
+
+    return parse_origins(text)
+
+
 def _option(
     default: Any, help: str, parse: Callable[[str], Any] = str, metavar: str | None = None
 ) -> Any:
@@ -166,6 +172,13 @@ class Settings:
         "Longest the sandbox ever holds a request (latency or hang fault), in seconds.",
         _positive_float,
         "SECONDS",
+    )
+    cors_origins: str = _option(
+        "*",
+        "Origins whose browser pages may call /api/: * (any), a comma-separated list "
+        "(http://localhost:3000,...) or off.",
+        _cors_origins,
+        "ORIGINS",
     )
 
     @classmethod

@@ -3,18 +3,22 @@
 Loads the page from a real server, checks every operation of the contract renders,
 runs one "try it out" call with the pre-filled key, checks nothing was fetched from
 anywhere but the sandbox, and saves a screenshot to artifacts/docs.png (kept by CI).
+Then CORS as a browser enforces it: a page from a second local origin calls the sandbox.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from sandbox.docs import DEFAULT_KEY
-from tests.conftest import ROOT
+from tests.conftest import ROOT, ServerProcess
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -116,3 +120,84 @@ def test_docs_page_renders_every_operation_and_tries_one_out(browser, server, co
     browser.execute_script("window.scrollTo(0, 0)")
     assert browser.save_screenshot(str(screenshot))
     assert screenshot.stat().st_size > 10_000
+
+
+# The page a front-end dev server would serve: its own script calls the sandbox named in
+# the query string and writes what it could read into #result.
+CALLER_PAGE = b"""<!doctype html>
+<html><body><pre id="result"></pre><script>
+const sandbox = new URLSearchParams(location.search).get("sandbox");
+fetch(sandbox + "/api/intelligence/analyze", {
+  method: "POST",
+  headers: {"X-API-Key": "qpk_test_sandbox", "Content-Type": "application/json"},
+  body: JSON.stringify({customer_id: "test_customer_high_ltv", context: {}}),
+})
+  .then(async (reply) => ({
+    status: reply.status,
+    remaining: reply.headers.get("X-RateLimit-Remaining"),
+    body: await reply.json(),
+  }))
+  .catch((error) => ({error: error.name + ": " + error.message}))
+  .then((seen) => { document.getElementById("result").textContent = JSON.stringify(seen); });
+</script></body></html>
+"""
+
+
+class _CallerPage(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(CALLER_PAGE)))
+        self.end_headers()
+        self.wfile.write(CALLER_PAGE)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # the test's output is the assertions, not an access log
+
+
+@pytest.fixture(scope="module")
+def page_origin() -> Iterator[str]:
+    """A second local origin: 127.0.0.1 on another port than the sandbox's."""
+    http = ThreadingHTTPServer(("127.0.0.1", 0), _CallerPage)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{http.server_address[1]}"
+    finally:
+        http.shutdown()
+        http.server_close()
+        thread.join(timeout=10)
+
+
+def call_from_page(browser, page_origin: str, sandbox_url: str) -> dict:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(f"{page_origin}/call.html?sandbox={sandbox_url}")
+    result = WebDriverWait(browser, WAIT_SECONDS).until(
+        lambda b: b.find_element(By.ID, "result").text
+    )
+    return json.loads(result)
+
+
+@pytest.mark.parametrize("origins", ["*", "the page's"])
+def test_a_page_on_another_origin_calls_analyze_and_reads_the_rate_limit(
+    browser, page_origin, origins
+):
+    flag = page_origin if origins == "the page's" else origins
+    with ServerProcess("--seed", "7", "--cors-origins", flag) as sandbox:
+        assert sandbox.url != page_origin
+        seen = call_from_page(browser, page_origin, sandbox.url)
+    assert "error" not in seen, seen
+    assert seen["status"] == 200
+    assert seen["body"]["customer_id"] == "test_customer_high_ltv"
+    assert seen["remaining"] is not None and seen["remaining"].isdigit(), seen
+
+
+def test_with_cors_off_the_browser_refuses_the_same_call(browser, page_origin):
+    with ServerProcess("--seed", "7", "--cors-origins", "off") as sandbox:
+        seen = call_from_page(browser, page_origin, sandbox.url)
+        journal = sandbox.get("/_sandbox/requests", key=None).json()["requests"]
+    assert seen.get("error", "").startswith("TypeError"), seen
+    # Refused at the preflight: the call itself never reached the operation.
+    assert not any(entry["method"] == "POST" for entry in journal), journal
