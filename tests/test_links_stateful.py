@@ -46,8 +46,7 @@ def _documented_links() -> set[str]:
         if isinstance(operation, dict) and "operationId" in operation
     }
     return {
-        f"{labels[operation['operationId']]} -> [{status}] {name} -> "
-        f"{labels[link['operationId']]}"
+        f"{labels[operation['operationId']]} -> [{status}] {name} -> {labels[link['operationId']]}"
         for item in document["paths"].values()
         for operation in item.values()
         if isinstance(operation, dict)
