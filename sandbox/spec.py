@@ -13,6 +13,7 @@ lenient (where it is stricter, the Python validator's empty problem list wins).
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -30,6 +31,9 @@ from sandbox.resources import contract_path
 _SPEC_URI = "urn:quimbi:openapi"
 _HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 _MAX_MESSAGE = 240
+# On a request property with a `default` the API reference does not give (the sandbox
+# chose it): leaving the property out is accepted, and the journal warns about it.
+WARN_IF_OMITTED = "x-sandbox-warn-if-omitted"
 
 # RFC 3339, which is what OpenAPI's `date-time` means; fromisoformat alone also takes
 # dates without times and timestamps without an offset, which the contract does not.
@@ -128,6 +132,8 @@ class Operation:
     strict_request_validator: Draft202012Validator | None = None
     fast_request_validator: FastValidator | None = None
     fast_strict_request_validator: FastValidator | None = None
+    # (path to the property, its default) for each WARN_IF_OMITTED property
+    warned_defaults: tuple[tuple[tuple[str, ...], Any], ...] = ()
 
     def response_validator(self, status: int) -> Draft202012Validator | None:
         return (
@@ -206,6 +212,8 @@ class Contract:
                     operation.fast_strict_request_validator = FastValidator(
                         schema_ref, fast_strict_registry, formats
                     )
+                    schema = spec_op["requestBody"]["content"]["application/json"]["schema"]
+                    operation.warned_defaults = tuple(self._warned_defaults(schema, ()))
                 for status, response in spec_op.get("responses", {}).items():
                     if "$ref" in response:
                         ref = response["$ref"].removeprefix("#")
@@ -226,6 +234,22 @@ class Contract:
             registry=registry,
             format_checker=FORMAT_CHECKER,
         )
+
+    def _warned_defaults(
+        self, schema: Any, path: tuple[str, ...], refs: frozenset[str] = frozenset()
+    ) -> list[tuple[tuple[str, ...], Any]]:
+        """WARN_IF_OMITTED properties in a request schema, through nested objects."""
+        ref = schema.get("$ref")
+        if ref is not None:
+            if ref in refs:  # a schema that contains itself
+                return []
+            refs, schema = refs | {ref}, self.resolve(ref)
+        found = []
+        for name, prop in schema.get("properties", {}).items():
+            if prop.get(WARN_IF_OMITTED):
+                found.append(((*path, name), prop["default"]))
+            found.extend(self._warned_defaults(prop, (*path, name), refs))
+        return found
 
     def validator_for(self, schema: dict[str, Any]) -> Draft202012Validator:
         """A validator for a schema of our own that may $ref the contract's components
@@ -272,6 +296,25 @@ class Contract:
             for problem in _problems(operation.strict_request_validator, body)
             if "Additional properties are not allowed" in problem.message
         ]
+
+    def omitted_defaults(self, operation_id: str, body: Any) -> list[Problem]:
+        """Properties left out of a valid body whose default is the sandbox's choice:
+        accepted, but a client author should know what the sandbox assumed."""
+        found = []
+        for path, default in self.operations[operation_id].warned_defaults:
+            parent = body
+            for name in path[:-1]:
+                parent = parent.get(name) if isinstance(parent, dict) else None
+            if isinstance(parent, dict) and path[-1] not in parent:
+                where = ".".join(path)
+                found.append(
+                    Problem(
+                        json_pointer(path),
+                        f"{where} omitted; the sandbox used the documented default "
+                        f"{json.dumps(default)}",
+                    )
+                )
+        return found
 
     def validate_response(self, operation_id: str, status: int, body: Any) -> list[Problem]:
         validator = self.operations[operation_id].response_validator(status)

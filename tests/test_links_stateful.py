@@ -61,6 +61,8 @@ def _run_stateful_phase(base_url: str) -> StatefulRun:
             "base-url": base_url,
             "headers": {"X-API-Key": DEFAULT_KEY},
             "seed": SEED,
+            # Nothing written into the checkout (crash cache, example database).
+            "cache": {"enabled": False},
             "generation": {"max-examples": MAX_EXAMPLES, "database": "none"},
             "phases": {
                 "examples": {"enabled": False},
