@@ -122,6 +122,22 @@ class Problem:
         return {"path": self.path, "message": self.message}
 
 
+@dataclass(frozen=True)
+class RequestDefault:
+    """A request property with a documented `default`; ``warn`` when the sandbox chose it."""
+
+    path: tuple[str, ...]
+    value: Any
+    warn: bool
+
+    def omitted_from(self, body: Any) -> bool:
+        """Left out of an object that is there (an absent parent leaves nothing to fill)."""
+        parent = body
+        for name in self.path[:-1]:
+            parent = parent.get(name) if isinstance(parent, dict) else None
+        return isinstance(parent, dict) and self.path[-1] not in parent
+
+
 @dataclass
 class Operation:
     operation_id: str
@@ -132,8 +148,8 @@ class Operation:
     strict_request_validator: Draft202012Validator | None = None
     fast_request_validator: FastValidator | None = None
     fast_strict_request_validator: FastValidator | None = None
-    # (path to the property, its default) for each WARN_IF_OMITTED property
-    warned_defaults: tuple[tuple[tuple[str, ...], Any], ...] = ()
+    # Every request property with a `default`, through nested objects.
+    request_defaults: tuple[RequestDefault, ...] = ()
 
     def response_validator(self, status: int) -> Draft202012Validator | None:
         return (
@@ -213,7 +229,7 @@ class Contract:
                         schema_ref, fast_strict_registry, formats
                     )
                     schema = spec_op["requestBody"]["content"]["application/json"]["schema"]
-                    operation.warned_defaults = tuple(self._warned_defaults(schema, ()))
+                    operation.request_defaults = tuple(self._request_defaults(schema, ()))
                 for status, response in spec_op.get("responses", {}).items():
                     if "$ref" in response:
                         ref = response["$ref"].removeprefix("#")
@@ -235,10 +251,9 @@ class Contract:
             format_checker=FORMAT_CHECKER,
         )
 
-    def _warned_defaults(
+    def _request_defaults(
         self, schema: Any, path: tuple[str, ...], refs: frozenset[str] = frozenset()
-    ) -> list[tuple[tuple[str, ...], Any]]:
-        """WARN_IF_OMITTED properties in a request schema, through nested objects."""
+    ) -> list[RequestDefault]:
         ref = schema.get("$ref")
         if ref is not None:
             if ref in refs:  # a schema that contains itself
@@ -246,9 +261,11 @@ class Contract:
             refs, schema = refs | {ref}, self.resolve(ref)
         found = []
         for name, prop in schema.get("properties", {}).items():
-            if prop.get(WARN_IF_OMITTED):
-                found.append(((*path, name), prop["default"]))
-            found.extend(self._warned_defaults(prop, (*path, name), refs))
+            if "default" in prop:
+                found.append(
+                    RequestDefault((*path, name), prop["default"], bool(prop.get(WARN_IF_OMITTED)))
+                )
+            found.extend(self._request_defaults(prop, (*path, name), refs))
         return found
 
     def validator_for(self, schema: dict[str, Any]) -> Draft202012Validator:
@@ -301,17 +318,13 @@ class Contract:
         """Properties left out of a valid body whose default is the sandbox's choice:
         accepted, but a client author should know what the sandbox assumed."""
         found = []
-        for path, default in self.operations[operation_id].warned_defaults:
-            parent = body
-            for name in path[:-1]:
-                parent = parent.get(name) if isinstance(parent, dict) else None
-            if isinstance(parent, dict) and path[-1] not in parent:
-                where = ".".join(path)
+        for default in self.operations[operation_id].request_defaults:
+            if default.warn and default.omitted_from(body):
                 found.append(
                     Problem(
-                        json_pointer(path),
-                        f"{where} omitted; the sandbox used the documented default "
-                        f"{json.dumps(default)}",
+                        json_pointer(default.path),
+                        f"{'.'.join(default.path)} omitted; the sandbox used the documented "
+                        f"default {json.dumps(default.value)}",
                     )
                 )
         return found
