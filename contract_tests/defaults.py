@@ -24,12 +24,15 @@ DEFAULTED_OPERATIONS = tuple(
 )
 
 
-def _without(body: Any, path: tuple[str, ...]) -> Any:
+def _without(body: Any, path: tuple[str, ...]) -> Any | None:
+    """``body`` less the property at ``path``; None if the body has no such property."""
     trimmed = copy.deepcopy(body)
     parent = trimmed
     for name in path[:-1]:
-        parent = parent[name]
-    parent.pop(path[-1], None)
+        parent = parent.get(name) if isinstance(parent, dict) else None
+    if not isinstance(parent, dict) or path[-1] not in parent:
+        return None
+    del parent[path[-1]]
     return trimmed
 
 
@@ -40,7 +43,10 @@ def documented_defaults(target: Target, operation: str) -> None:
     method, path, body = valid_request(target, operation, "test_customer_high_ltv")
     for default in target.contract.operation(operation).request_defaults:
         where = ".".join(default.path)
-        reply = target.call(method, path, _without(body, default.path))
+        trimmed = _without(body, default.path)
+        if trimmed is None:
+            continue
+        reply = target.call(method, path, trimmed)
         expect(
             reply.status == 200,
             f"200 for a request without {where} (documented default {default.value!r})",
