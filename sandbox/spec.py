@@ -254,6 +254,7 @@ class Contract:
     def _request_defaults(
         self, schema: Any, path: tuple[str, ...], refs: frozenset[str] = frozenset()
     ) -> list[RequestDefault]:
+        """Every property with a `default` in a request schema, through nested objects."""
         ref = schema.get("$ref")
         if ref is not None:
             if ref in refs:  # a schema that contains itself

@@ -32,7 +32,7 @@ SEED = 1
 class StatefulRun:
     statistic: Statistic
     errors: list[str] = field(default_factory=list)
-    # link name -> how many times schemathesis followed it with every value resolved
+    # link (as labelled in _documented_links) -> times followed with its body resolved
     followed: Counter[str] = field(default_factory=Counter)
 
 
