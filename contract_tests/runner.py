@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from contract_tests import schema_layer, semantics, stateful  # noqa: F401  (registers checks)
+# Imported for their @check registrations.
+from contract_tests import defaults, schema_layer, semantics, stateful  # noqa: F401
 from contract_tests.registry import LAYERS, REGISTRY, Check, CheckFailure, CheckSkipped
 from contract_tests.target import Options, Target
 

@@ -13,6 +13,7 @@ lenient (where it is stricter, the Python validator's empty problem list wins).
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -30,6 +31,9 @@ from sandbox.resources import contract_path
 _SPEC_URI = "urn:quimbi:openapi"
 _HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 _MAX_MESSAGE = 240
+# On a request property with a `default` the API reference does not give (the sandbox
+# chose it): leaving the property out is accepted, and the journal warns about it.
+WARN_IF_OMITTED = "x-sandbox-warn-if-omitted"
 
 # RFC 3339, which is what OpenAPI's `date-time` means; fromisoformat alone also takes
 # dates without times and timestamps without an offset, which the contract does not.
@@ -118,6 +122,22 @@ class Problem:
         return {"path": self.path, "message": self.message}
 
 
+@dataclass(frozen=True)
+class RequestDefault:
+    """A request property with a documented `default`; ``warn`` when the sandbox chose it."""
+
+    path: tuple[str, ...]
+    value: Any
+    warn: bool
+
+    def omitted_from(self, body: Any) -> bool:
+        """Left out of an object that is there (an absent parent leaves nothing to fill)."""
+        parent = body
+        for name in self.path[:-1]:
+            parent = parent.get(name) if isinstance(parent, dict) else None
+        return isinstance(parent, dict) and self.path[-1] not in parent
+
+
 @dataclass
 class Operation:
     operation_id: str
@@ -128,6 +148,8 @@ class Operation:
     strict_request_validator: Draft202012Validator | None = None
     fast_request_validator: FastValidator | None = None
     fast_strict_request_validator: FastValidator | None = None
+    # Every request property with a `default`, through nested objects.
+    request_defaults: tuple[RequestDefault, ...] = ()
 
     def response_validator(self, status: int) -> Draft202012Validator | None:
         return (
@@ -206,6 +228,8 @@ class Contract:
                     operation.fast_strict_request_validator = FastValidator(
                         schema_ref, fast_strict_registry, formats
                     )
+                    schema = spec_op["requestBody"]["content"]["application/json"]["schema"]
+                    operation.request_defaults = tuple(self._request_defaults(schema, ()))
                 for status, response in spec_op.get("responses", {}).items():
                     if "$ref" in response:
                         ref = response["$ref"].removeprefix("#")
@@ -226,6 +250,24 @@ class Contract:
             registry=registry,
             format_checker=FORMAT_CHECKER,
         )
+
+    def _request_defaults(
+        self, schema: Any, path: tuple[str, ...], refs: frozenset[str] = frozenset()
+    ) -> list[RequestDefault]:
+        """Every property with a `default` in a request schema, through nested objects."""
+        ref = schema.get("$ref")
+        if ref is not None:
+            if ref in refs:  # a schema that contains itself
+                return []
+            refs, schema = refs | {ref}, self.resolve(ref)
+        found = []
+        for name, prop in schema.get("properties", {}).items():
+            if "default" in prop:
+                found.append(
+                    RequestDefault((*path, name), prop["default"], bool(prop.get(WARN_IF_OMITTED)))
+                )
+            found.extend(self._request_defaults(prop, (*path, name), refs))
+        return found
 
     def validator_for(self, schema: dict[str, Any]) -> Draft202012Validator:
         """A validator for a schema of our own that may $ref the contract's components
@@ -272,6 +314,21 @@ class Contract:
             for problem in _problems(operation.strict_request_validator, body)
             if "Additional properties are not allowed" in problem.message
         ]
+
+    def omitted_defaults(self, operation_id: str, body: Any) -> list[Problem]:
+        """Properties left out of a valid body whose default is the sandbox's choice:
+        accepted, but a client author should know what the sandbox assumed."""
+        found = []
+        for default in self.operations[operation_id].request_defaults:
+            if default.warn and default.omitted_from(body):
+                found.append(
+                    Problem(
+                        json_pointer(default.path),
+                        f"{'.'.join(default.path)} omitted; the sandbox used the documented "
+                        f"default {json.dumps(default.value)}",
+                    )
+                )
+        return found
 
     def validate_response(self, operation_id: str, status: int, body: Any) -> list[Problem]:
         validator = self.operations[operation_id].response_validator(status)

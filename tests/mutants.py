@@ -17,7 +17,7 @@ from flask import Flask
 
 from contract_tests.sandbox_server import KIT_RATE_LIMIT
 from sandbox.app import create_app
-from sandbox.errors import InsufficientPermissions, InternalError
+from sandbox.errors import InsufficientPermissions, InternalError, ValidationFailed
 
 DEFAULT_KEY = "qpk_test_sandbox"
 
@@ -200,6 +200,21 @@ def tenants_share_data() -> Flask:
     return app
 
 
+def channel_required() -> Flask:
+    app = create_app(seed=0, rate_limit=KIT_RATE_LIMIT)
+    platform = _platform(app)
+    generate_message = platform.generate_message
+
+    def insist_on_channel(tenant: str, body: dict[str, Any]) -> dict[str, Any]:
+        if "channel" not in body["context"]:
+            missing = {"path": "/context/channel", "message": "'channel' is a required property"}
+            raise ValidationFailed([missing])
+        return generate_message(tenant, body)
+
+    platform.generate_message = insist_on_channel
+    return app
+
+
 MUTANTS = [
     Mutant(
         "error_outside_envelope",
@@ -249,6 +264,12 @@ MUTANTS = [
         "predict/churn's score 0.07 above analyze's",
         "intelligence_consistency",
         churn_disagrees_with_analyze,
+    ),
+    Mutant(
+        "channel_required",
+        "a message request without context.channel (as the reference SDKs send it) refused",
+        "documented_defaults",
+        channel_required,
     ),
     Mutant(
         "ltv_not_updated",

@@ -172,6 +172,8 @@ def run(
             call.warnings = [
                 p.as_dict() for p in contract.unknown_request_fields(operation_id, body)
             ]
+        # Accepted either way, but the client should know what the sandbox assumed.
+        call.warnings += [p.as_dict() for p in contract.omitted_defaults(operation_id, body)]
     decision = faulting.decide(sandbox, req, api_key, body)
     injected = faulting.carry_out(sandbox, req, call, decision, permission, body, path_params)
     if injected is not None:

@@ -11,6 +11,9 @@ import re
 from typing import Any
 
 SMS_LIMIT = 160
+# openapi.yaml's default for context.channel (tests/test_reference_examples.py holds
+# the two together): the integration guide's most common channel.
+DEFAULT_CHANNEL = "email"
 # Word bands per length (inclusive), for every channel but sms.
 LENGTH_WORDS = {"short": (10, 60), "medium": (60, 150), "long": (150, 320)}
 
@@ -231,7 +234,7 @@ def _sms(opener: str, goal_line: str, personal: list[str]) -> str:
 
 
 def generate_message(profile: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
-    goal, channel = context["goal"], context["channel"]
+    goal, channel = context["goal"], context.get("channel", DEFAULT_CHANNEL)
     constraints = context.get("constraints") or {}
     tone = constraints.get("tone", "professional")
     length = constraints.get("length", "medium")
