@@ -1,9 +1,10 @@
 """docker-compose.yml brought up for real, unchanged: two replicas, Redis, nginx.
 
-Marked ``docker``. Uses Compose v2 (`docker compose`) when installed, else Debian's
-docker-compose 1.29 with `--compatibility` (which turns deploy.replicas into containers).
-The project gets its own name and publishes the proxy on a free loopback port
-(QUIMBI_COMPOSE_PUBLISH), and is always taken down.
+Marked ``docker``. Once with Compose v2 (`docker compose`, what users have) and once with
+Debian's docker-compose 1.29 and `--compatibility` (which turns deploy.replicas into
+containers); scripts/docker-engine.sh installs both. Each run gets its own project name,
+publishes the proxy on a free loopback port (QUIMBI_COMPOSE_PUBLISH) and is always taken
+down.
 """
 
 from __future__ import annotations
@@ -23,15 +24,26 @@ from tests.dockerengine import ENGINE_MISSING, docker, inspect, require_engine, 
 pytestmark = pytest.mark.docker
 
 
-def compose_command() -> list[str]:
-    plugin = subprocess.run(
-        ["docker", "compose", "version"], capture_output=True, timeout=30, check=False
-    )
-    if plugin.returncode == 0:
-        return ["docker", "compose"]
-    if shutil.which("docker-compose"):
-        return ["docker-compose", "--compatibility"]
-    pytest.fail(f"neither `docker compose` (v2) nor `docker-compose` (1.29); {ENGINE_MISSING}")
+COMPOSES = {
+    "v2": (["docker", "compose"], "2."),
+    "1.29": (["docker-compose", "--compatibility"], "1.29."),
+}
+
+
+def compose_command(version: str) -> list[str]:
+    """The compose CLI of ``version``; fails saying so when it is not installed."""
+    command, expected = COMPOSES[version]
+    if shutil.which(command[0]):
+        answer = subprocess.run(
+            [*command, "version", "--short"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        if answer.returncode == 0 and answer.stdout.strip().lstrip("v").startswith(expected):
+            return command
+    pytest.fail(f"`{' '.join(command)}` {expected}x is not installed; {ENGINE_MISSING}")
 
 
 def project_containers(project: str, service: str | None = None) -> list[str]:
@@ -62,12 +74,13 @@ def order(customer: str) -> dict:
     }
 
 
-def test_compose_up_two_healthy_replicas_share_ingested_data_then_down_leaves_nothing():
+@pytest.mark.parametrize("version", list(COMPOSES))
+def test_compose_up_two_healthy_replicas_share_ingested_data_then_down_leaves_nothing(version):
     require_engine()
     project = f"quimbi-test-{uuid.uuid4().hex[:8]}"
     port = free_port()
     compose = [
-        *compose_command(),
+        *compose_command(version),
         "--project-name",
         project,
         "--file",
