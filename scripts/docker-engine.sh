@@ -198,7 +198,7 @@ ensure_base_images() {
     if image_exists "$image" && [ -z "$(standin_of "$image")" ]; then
       continue # the real image
     fi
-    if timeout 120 docker pull -q "$image" >/dev/null 2>&1; then
+    if timeout 60 docker pull -q "$image" >/dev/null 2>&1; then
       log "pulled $image"
     elif image_exists "$image"; then
       continue # the stand-in built earlier; the registry is still out of reach
