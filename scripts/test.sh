@@ -2,7 +2,8 @@
 # The one test command (README, and .ci/run calls it): installs what the suite needs
 # (Debian packages when absent, a .venv with the project and its test extras), then runs
 # ruff, hadolint and the whole pytest suite. Extra arguments go to pytest. The browser
-# test leaves a screenshot of /docs in artifacts/ (kept by CI).
+# test leaves a screenshot of /docs in artifacts/ (kept by CI), the Docker image test
+# its size and time-to-healthy (artifacts/docker-image.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,6 +40,22 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 export QUIMBI_TEST_REDIS_URL="redis://127.0.0.1:$redis_port/0"
+
+# --- Docker (tests marked `docker`) -----------------------------------------------------
+# docker.io + docker-compose when absent, dockerd when none answers (stopped on exit only
+# if started here), the base images pulled or stood in for: scripts/docker-engine.sh.
+# QUIMBI_TEST_DOCKER=0 leaves all of it out (then pass -m "not docker").
+docker_state=$(mktemp -d)
+stop_all() {
+  bash scripts/docker-engine.sh down "$docker_state" || true
+  rm -rf "$docker_state"
+  stop_redis
+}
+trap stop_all EXIT
+if [ "${QUIMBI_TEST_DOCKER:-1}" != 0 ]; then
+  bash scripts/docker-engine.sh up "$docker_state"
+fi
+# --- end Docker ---------------------------------------------------------------------------
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

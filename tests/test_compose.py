@@ -1,7 +1,7 @@
 """docker-compose.yml: two replicas of the Dockerfile's image, Redis, one proxy port.
 
-No Docker engine here, so the file is checked for what can go wrong without one: that it
-builds this repository's Dockerfile, that every QUIMBI_SANDBOX_* variable it sets is a
+These checks need no Docker engine (tests/test_compose_engine.py brings it up on one):
+that it builds this repository's Dockerfile, that every QUIMBI_SANDBOX_* variable it sets is a
 real setting, that the proxy reaches the replicas on the image's port, and that the
 commented app slot is valid once uncommented.
 """
@@ -19,6 +19,16 @@ from tests.conftest import ROOT
 from tests.dockerfile import parse_dockerfile
 
 COMPOSE = ROOT / "docker-compose.yml"
+PUBLISH_VARIABLE = "QUIMBI_COMPOSE_PUBLISH"
+
+
+def published_port(compose: dict[str, Any]) -> tuple[str, str]:
+    """The proxy's one ``host:container`` port pair, ``${VAR:-default}`` at its default."""
+    (published,) = compose["services"]["proxy"]["ports"]
+    match = re.fullmatch(r"\$\{(\w+):-([\w.:]+)\}:(\d+)", published)
+    assert match, f"{published!r}: expected ${{{PUBLISH_VARIABLE}:-8080}}:<port>"
+    assert match.group(1) == PUBLISH_VARIABLE
+    return match.group(2), match.group(3)
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +79,7 @@ def test_proxy_publishes_one_port_and_reaches_the_replicas(compose):
     proxy = compose["services"]["proxy"]
     (config,) = [v for v in proxy["volumes"] if v.endswith("/etc/nginx/conf.d/default.conf:ro")]
     assert (ROOT / config.split(":")[0]).resolve() == ROOT / "docker" / "nginx.conf"
-    (published,) = proxy["ports"]
-    _host_port, container_port = published.split(":")
+    _host_port, container_port = published_port(compose)
     assert nginx_directive("listen") == [container_port]
     exposed = parse_dockerfile(ROOT / "Dockerfile")[-1].last("EXPOSE")
     assert nginx_directive("server") == [f"sandbox:{exposed}"]
@@ -86,8 +95,15 @@ def test_the_commented_app_slot_is_valid_once_uncommented(compose):
     block = [line.replace("# ", "", 1) for line in lines[start:] if line.startswith("  #")]
     app = yaml.safe_load("\n".join(block))["app"]
     base_url = app["environment"]["QUIMBI_BASE_URL"]
-    proxy_port = compose["services"]["proxy"]["ports"][0].split(":")[1]
+    _host_port, proxy_port = published_port(compose)
     assert base_url == f"http://proxy:{proxy_port}"
     keys = yaml.safe_load((ROOT / "fixtures" / "keys.yaml").read_text())["keys"]
     assert keys[app["environment"]["QUIMBI_API_KEY"]]["status"] == "active"
     assert set(app["depends_on"]) <= set(compose["services"])
+
+
+def test_users_get_port_8080_and_docker_compose_1_29_accepts_the_file(compose):
+    # `docker compose up --build` with nothing set publishes the proxy on 8080
+    assert published_port(compose) == ("8080", "8080")
+    # docker-compose 1.29 (Debian's) rejects a top-level `name:`
+    assert set(compose) <= {"services", "networks", "volumes", "configs", "secrets"}
