@@ -26,6 +26,8 @@ CLIENT_VIOLATION_CODES = {
     "ENDPOINT_NOT_FOUND",
     "METHOD_NOT_ALLOWED",
 }
+# The request's journal entry, left in the WSGI environ for the access log.
+ENTRY_KEY = "sandbox.journal_entry"
 
 
 def verdict(
@@ -54,11 +56,13 @@ class Journal:
         self.size = size
         self._ids = itertools.count(1)
 
-    def record(self, entry: dict[str, Any]) -> None:
+    def record(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """The entry as recorded, with its id."""
         # The pid keeps ids unique across worker processes sharing one store (read at
         # record time: workers are forked after the journal is built).
         entry = {"id": f"{os.getpid()}-{next(self._ids)}", **entry}
         self._store.journal_append(entry, self.size)
+        return entry
 
     def entries(
         self,
