@@ -36,7 +36,11 @@ from sandbox.journal import ENTRY_KEY
 # pipeline.CALL_KEY; not imported, because sandbox.api.pipeline imports Flask.
 CALL_KEY = "sandbox.call"
 FORMATS = ("text", "json")
-_MESSAGE_CHARS = 160  # a problem's message in a text line; the journal keeps it whole
+_MESSAGE_CHARS = 160
+# One encoder: json.dumps with options builds a new one per call.
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":")
+)  # a problem's message in a text line; the journal keeps it whole
 
 log = logging.getLogger("sandbox.accesslog")
 
@@ -116,38 +120,39 @@ class AccessLog:
         if second != self._second:  # strftime once a second, not once a request
             self._second = second
             self._clock = time.strftime("%H:%M:%S", time.localtime(second))
+        clock = f"{self._clock}.{int((now - second) * 1000):03d}"
         path = environ.get("PATH_INFO", "")
         if not path.isascii():  # PEP 3333: the path's bytes as latin-1
             path = path.encode("latin-1").decode("utf-8", "replace")
         query = environ.get("QUERY_STRING")
         if query:
             path = f"{path}?{query}"
-        colour = self.colour
+        path = _printable(path)
+        method = environ.get("REQUEST_METHOD", "-")
         status_text = "---" if status is None else str(status)
-        if colour:
+        tenant = entry.get("tenant")
+        ms = seconds * 1000
+        tail = f"({ms:.1f} ms, {tenant})\n" if tenant else f"({ms:.1f} ms)\n"
+        code = entry.get("error_code")
+        fault = entry.get("fault_injected")
+        problems = entry.get("problems")
+        if not (self.colour or code or fault or problems):  # most lines: one format
+            return f"{clock} {method} {path} {status_text} {tail}"
+        if self.colour:
+            clock = f"{_DIM}{clock}{_RESET}"
             tint = _STATUS_COLOURS.get((status or 500) // 100, "")
             status_text = f"{tint}{status_text}{_RESET}"
-        parts = [
-            f"{_DIM}{self._clock}.{int((now - second) * 1000):03d}{_RESET}"
-            if colour
-            else f"{self._clock}.{int((now - second) * 1000):03d}",
-            environ.get("REQUEST_METHOD", "-"),
-            _printable(path),
-            status_text,
-        ]
-        code = entry.get("error_code")
+        parts = [clock, method, path, status_text]
         if code:
             parts.append(code)
-        fault = entry.get("fault_injected")
         if fault:
-            parts.append(f"{_FAULT_COLOUR}fault {fault}{_RESET}" if colour else f"fault {fault}")
-        problems = entry.get("problems")
+            parts.append(
+                f"{_FAULT_COLOUR}fault {fault}{_RESET}" if self.colour else f"fault {fault}"
+            )
         if problems:
             parts.append(self._problem(problems, entry.get("verdict")))
-        tenant = entry.get("tenant")
-        detail = f"{seconds * 1000:.1f} ms, {tenant}" if tenant else f"{seconds * 1000:.1f} ms"
-        parts.append(f"({detail})")
-        return " ".join(parts) + "\n"
+        parts.append(tail)
+        return " ".join(parts)
 
     def _problem(self, problems: Iterable[Mapping[str, str]], verdict: str | None) -> str:
         problems = list(problems)
@@ -169,7 +174,7 @@ class AccessLog:
     @staticmethod
     def _json(entry: Mapping[str, Any], status: int | None, seconds: float) -> str:
         document = {**entry, "status": status, "duration_ms": round(seconds * 1000, 2)}
-        return json.dumps(document, ensure_ascii=False, separators=(",", ":")) + "\n"
+        return _ENCODER.encode(document) + "\n"
 
     def _write(self, line: str) -> None:
         try:
