@@ -104,8 +104,6 @@ class WsgiBridge:
             finally:  # logged once the connection is gone: the line's time is the hold
                 if self.access_log is not None:
                     self.access_log.request(environ, None, time.perf_counter() - started)
-        if self.access_log is not None:
-            self.access_log.request(environ, status, time.perf_counter() - started)
         response = web.Response(body=payload, status=status)
         # A HEAD answer keeps the app's Content-Length: the size a GET would get.
         dropped = (
@@ -118,6 +116,8 @@ class WsgiBridge:
                 response.headers.add(name, value)
         if too_large:
             response.force_close()  # the rest of the body was never read
+        if self.access_log is not None:  # last: a failure above is logged as its 500
+            self.access_log.request(environ, status, time.perf_counter() - started)
         return response
 
     async def _read_body(self, request: BaseRequest) -> tuple[bytes, bool]:
