@@ -38,6 +38,7 @@ class SandboxServer:
         self,
         app: Any = None,
         api_key: str = DEFAULT_KEY,
+        *,
         access_log: bool = False,
         **settings: Any,
     ) -> None:
