@@ -6,20 +6,22 @@
 Variants, taking turns within each round (the order flips every round): the access log
 off (`--no-access-log`); on, stdout to a file (as `bench/run.py` runs the sandbox, and
 as `quimbi-sandbox serve > sandbox.log` would); on, stdout to a pipe whose reader
-throws the lines away (what a container's log collector does). Prints req/s and p99 per
-run and the median per variant. Never run by the tests.
+throws the lines away (what a container's log collector does). Prints req/s, p99 and
+the sandbox's CPU time per request (which busy neighbours on a shared machine disturb
+less than req/s) per run, and the medians per variant. Never run by the tests.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import Server, ensure_wrk, free_port, run_wrk  # noqa: E402
+from harness import Server, _tree, ensure_wrk, free_port, run_wrk  # noqa: E402
 from report import HIGH_LIMIT  # noqa: E402
 
 PATH = "/api/intelligence/analyze"
@@ -42,6 +44,21 @@ def variants() -> list[Server]:
     return servers
 
 
+def cpu_seconds(server: Server) -> float:
+    """User + system CPU time of the sandbox's processes (not sh, not cat)."""
+    assert server.process is not None
+    total = 0
+    for pid in _tree(server.process.pid):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except FileNotFoundError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if "sandbox" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace"):
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -51,6 +68,7 @@ def main() -> None:
     servers = variants()
     rps: dict[str, list[float]] = {s.name: [] for s in servers}
     p99: dict[str, list[float]] = {s.name: [] for s in servers}
+    cpu: dict[str, list[float]] = {s.name: [] for s in servers}
     try:
         for server in servers:
             server.start()
@@ -59,12 +77,16 @@ def main() -> None:
             order = servers if round_number % 2 == 0 else list(reversed(servers))
             for server in order:
                 tag = f"r{round_number}{server.port}"
+                before = cpu_seconds(server)
                 result = run_wrk(server.port, SCENARIO, PATH, 8, args.seconds, tag)
+                cpu_us = (cpu_seconds(server) - before) / result.requests * 1e6
                 rps[server.name].append(result.rps)
                 p99[server.name].append(result.p99_ms)
+                cpu[server.name].append(cpu_us)
                 print(
                     f"  round {round_number + 1} {server.name:9} {result.rps:7.0f} req/s"
-                    f"  p99 {result.p99_ms:5.2f} ms  non-2xx {result.non_2xx}",
+                    f"  p99 {result.p99_ms:5.2f} ms  cpu {cpu_us:5.1f} us/request"
+                    f"  non-2xx {result.non_2xx}",
                     flush=True,
                 )
     finally:
@@ -75,6 +97,7 @@ def main() -> None:
         print(
             f"  {name:9} {statistics.median(rps[name]):7.0f} req/s"
             f"  p99 {statistics.median(p99[name]):5.2f} ms"
+            f"  cpu {statistics.median(cpu[name]):5.1f} us/request"
         )
     for server in servers:
         if server.log is not None:
