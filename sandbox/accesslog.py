@@ -31,16 +31,15 @@ from typing import IO, Any
 
 from sandbox.auth import redact
 from sandbox.clock import iso
+from sandbox.config import Settings
 from sandbox.journal import ENTRY_KEY
 
 # pipeline.CALL_KEY; not imported, because sandbox.api.pipeline imports Flask.
 CALL_KEY = "sandbox.call"
 FORMATS = ("text", "json")
-_MESSAGE_CHARS = 160
+_MESSAGE_CHARS = 160  # a problem's message in a text line; the journal keeps it whole
 # One encoder: json.dumps with options builds a new one per call.
-_ENCODER = json.JSONEncoder(
-    ensure_ascii=False, separators=(",", ":")
-)  # a problem's message in a text line; the journal keeps it whole
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 log = logging.getLogger("sandbox.accesslog")
 
@@ -59,6 +58,14 @@ def wants_colour(stream: IO[str], environ: Mapping[str, str] = os.environ) -> bo
         return stream.isatty()
     except (AttributeError, ValueError, OSError):
         return False
+
+
+def _decoded(path: str) -> str:
+    """PEP 3333 carries the path's bytes as latin-1; shown as the UTF-8 they spell."""
+    try:
+        return path.encode("latin-1").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # already text (a server that decoded it)
+        return path
 
 
 def _printable(text: str) -> str:
@@ -122,8 +129,8 @@ class AccessLog:
             self._clock = time.strftime("%H:%M:%S", time.localtime(second))
         clock = f"{self._clock}.{int((now - second) * 1000):03d}"
         path = environ.get("PATH_INFO", "")
-        if not path.isascii():  # PEP 3333: the path's bytes as latin-1
-            path = path.encode("latin-1").decode("utf-8", "replace")
+        if not path.isascii():
+            path = _decoded(path)
         query = environ.get("QUERY_STRING")
         if query:
             path = f"{path}?{query}"
@@ -245,7 +252,7 @@ class AccessLogged:
         return result
 
 
-def banner(settings: Any, version: str, url: str, default_key: str) -> str:
+def banner(settings: Settings, version: str, url: str, default_key: str) -> str:
     """Where to go next, printed once at start-up (on stderr, like the server's logs)."""
     lines = [
         f"Quimbi Sandbox {version} on {url} "

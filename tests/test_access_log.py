@@ -248,6 +248,14 @@ def test_a_path_cannot_send_escape_sequences_to_the_terminal():
     assert "\x1b" not in line and "/a\\x1b[2Jb 404 (1.0 ms)" in line
 
 
+def test_a_path_is_shown_as_the_utf8_it_spells():
+    out = io.StringIO()
+    log = AccessLog("text", out, colour=False)
+    # PEP 3333: the bytes of /café as latin-1 text.
+    log.request({"REQUEST_METHOD": "GET", "PATH_INFO": "/caf\xc3\xa9"}, 404, 0.001)
+    assert " GET /café 404 " in out.getvalue()
+
+
 def test_the_access_log_reads_the_pipelines_records():
     assert CALL_KEY == PIPELINE_CALL_KEY
 
