@@ -2,7 +2,7 @@
 sandbox's own server (`sandbox.server.serve`) with the sandbox's default server settings.
 
 Whatever the sandbox does per request (auth, rate-limit bookkeeping, validation, faults,
-journal, personas) is the gap between this and the sandbox on the same load.
+journal, personas, access log) is the gap between this and the sandbox on the same load.
 
     python bench/floor_app.py PORT
 """
@@ -37,7 +37,7 @@ def create_floor_app() -> Flask:
 
 def main() -> None:
     port = int(sys.argv[1])
-    serve(create_floor_app(), Settings(port=port, log_level="warning"))
+    serve(create_floor_app(), Settings(port=port, log_level="warning", access_log=False))
 
 
 if __name__ == "__main__":

@@ -49,7 +49,8 @@ INGESTED_ORDERS = 100_000
 
 def sandbox(name: str, rate_limit: str) -> Server:
     port = free_port()
-    # As the Docker image starts it (`quimbi-sandbox serve`, default settings), on loopback.
+    # As the Docker image starts it (`quimbi-sandbox serve`, default settings), on loopback;
+    # so the access log is on, its lines going to the server's log file.
     command = [sys.executable, "-m", "sandbox", "serve", "--port", str(port)]
     return Server(name, [*command, "--rate-limit", rate_limit], port)
 

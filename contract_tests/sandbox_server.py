@@ -34,12 +34,23 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 class SandboxServer:
-    def __init__(self, app: Any = None, api_key: str = DEFAULT_KEY, **settings: Any) -> None:
+    def __init__(
+        self,
+        app: Any = None,
+        api_key: str = DEFAULT_KEY,
+        *,
+        access_log: bool = False,
+        **settings: Any,
+    ) -> None:
+        """``access_log=True`` prints `quimbi-sandbox serve`'s access lines on sys.stdout
+        (pytest shows them with a failing test's output); off by default, as the journal
+        (``requests()``, ``assert_no_violations()``) is the record a test reads."""
         if app is None:
             from sandbox.app import create_app
 
             app = create_app(**{"rate_limit": KIT_RATE_LIMIT, **settings})
         self.app = app
+        self.access_log = access_log
         self.api_key = api_key
         self.second_api_key = SECOND_TENANT_KEY
         self._server: BaseWSGIServer | None = None
@@ -53,8 +64,15 @@ class SandboxServer:
         return f"http://127.0.0.1:{self._server.server_port}"
 
     def start(self) -> SandboxServer:
+        served = self.app
+        if self.access_log:
+            from sandbox.accesslog import AccessLog, AccessLogged
+
+            sandbox = getattr(self.app, "extensions", {}).get("quimbi")
+            log_format = sandbox.settings.log_format if sandbox is not None else "text"
+            served = AccessLogged(self.app, AccessLog(log_format))
         self._server = make_server(
-            "127.0.0.1", 0, self.app, threaded=True, request_handler=_QuietHandler
+            "127.0.0.1", 0, served, threaded=True, request_handler=_QuietHandler
         )
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="quimbi-sandbox", daemon=True

@@ -103,13 +103,13 @@ def _serve(overrides: dict[str, Any]) -> int:
     except (ConfigError, KeyFileError, FaultRuleError) as exc:
         print(f"quimbi-sandbox: {exc}", file=sys.stderr)
         return 2
+    from sandbox.accesslog import banner
+    from sandbox.docs import DEFAULT_KEY
+    from sandbox.healthcheck import base_url
     from sandbox.server import serve
 
     print(
-        f"Quimbi Sandbox {__version__} on http://{settings.host}:{settings.port} "
-        f"(seed {settings.seed}, customers {settings.customers})",
-        file=sys.stderr,
-        flush=True,
+        banner(settings, __version__, base_url(settings), DEFAULT_KEY), file=sys.stderr, flush=True
     )
     serve(app, settings)
     return 0

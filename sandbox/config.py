@@ -167,6 +167,15 @@ class Settings:
         _rate_limit,
         "LIMITS",
     )
+    access_log: bool = _option(
+        True, "One line per request on stdout (--no-access-log prints none).", _bool
+    )
+    log_format: str = _option(
+        "text",
+        "Access log lines: text (coloured on a terminal) or json (the journal's fields).",
+        _choice("text", "json"),
+        "FORMAT",
+    )
     hang_cap_seconds: float = _option(
         120.0,
         "Longest the sandbox ever holds a request (latency or hang fault), in seconds.",

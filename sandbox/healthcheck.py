@@ -24,13 +24,18 @@ _WILDCARD_TO_LOOPBACK = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 
 def health_url(settings: Settings) -> str:
     """The URL where a sandbox started with ``settings`` answers its health check."""
+    return base_url(settings) + HEALTH_PATH
+
+
+def base_url(settings: Settings) -> str:
+    """Where a sandbox started with ``settings`` is reached from this machine."""
     host = _WILDCARD_TO_LOOPBACK.get(settings.host, settings.host)
     try:
         if ipaddress.ip_address(host).version == 6:
             host = f"[{host}]"
     except ValueError:
         pass  # a host name, used as it is
-    return f"http://{host}:{settings.port}{HEALTH_PATH}"
+    return f"http://{host}:{settings.port}"
 
 
 def probe(url: str, timeout: float = TIMEOUT_SECONDS) -> tuple[bool, str]:

@@ -26,6 +26,8 @@ CLIENT_VIOLATION_CODES = {
     "ENDPOINT_NOT_FOUND",
     "METHOD_NOT_ALLOWED",
 }
+# The request's journal entry, left in the WSGI environ for the access log.
+ENTRY_KEY = "sandbox.journal_entry"
 
 
 def verdict(
@@ -54,7 +56,8 @@ class Journal:
         self.size = size
         self._ids = itertools.count(1)
 
-    def record(self, entry: dict[str, Any]) -> None:
+    def record(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """The entry as recorded, with its id."""
         # The pid keeps ids unique across worker processes sharing one store (read at
         # record time: workers are forked after the journal is built).
         entry = {"id": f"{os.getpid()}-{next(self._ids)}", **entry}
@@ -64,6 +67,7 @@ class Journal:
             # Written after the answer is made (often the outage's own 503), which must
             # still be sent; the outage is logged once by the store, not per entry.
             pass
+        return entry
 
     def entries(
         self,

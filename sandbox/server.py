@@ -31,6 +31,7 @@ from urllib.parse import unquote_to_bytes
 from aiohttp import web
 from aiohttp.web_request import BaseRequest
 
+from sandbox.accesslog import AccessLog
 from sandbox.config import Settings
 from sandbox.errors import InternalError, envelope
 from sandbox.netfaults import BODY_KEY, DELAY_KEY, ENVIRON_KEY, SERVER_CARRIES_OUT
@@ -51,8 +52,15 @@ log = logging.getLogger("sandbox.server")
 class WsgiBridge:
     """Runs a WSGI app inline for each aiohttp request, then carries out what it deferred."""
 
-    def __init__(self, app: WsgiApp, settings: Settings, multiprocess: bool = False) -> None:
+    def __init__(
+        self,
+        app: WsgiApp,
+        settings: Settings,
+        multiprocess: bool = False,
+        access_log: AccessLog | None = None,
+    ) -> None:
         self.app = app
+        self.access_log = access_log
         self.max_body_bytes = settings.max_body_bytes
         self._base_environ = {
             "SERVER_NAME": settings.host,
@@ -68,17 +76,21 @@ class WsgiBridge:
         }
 
     async def handle(self, request: BaseRequest) -> web.StreamResponse:
+        started = time.perf_counter()
         try:
-            return await self._handle(request)
+            return await self._handle(request, started)
         except (asyncio.CancelledError, ConnectionError, asyncio.IncompleteReadError):
             raise  # the client went away (or a network fault dropped it): nothing to send
         except Exception:
             # The app answers its own errors; this is the bridge failing. Still the envelope.
             log.exception("unhandled error serving %s %s", request.method, request.path)
+            if self.access_log is not None:
+                seen = {"REQUEST_METHOD": request.method, "PATH_INFO": request.path}
+                self.access_log.request(seen, 500, time.perf_counter() - started)
             body = json.dumps(envelope(InternalError())).encode()
             return web.Response(body=body, status=500, content_type="application/json")
 
-    async def _handle(self, request: BaseRequest) -> web.StreamResponse:
+    async def _handle(self, request: BaseRequest, started: float) -> web.StreamResponse:
         body, too_large = await self._read_body(request)
         environ = self._environ(request, body, too_large)
         status, headers, payload = self._run(environ)
@@ -87,7 +99,11 @@ class WsgiBridge:
             await asyncio.sleep(delay)
         fault = environ.get(ENVIRON_KEY)
         if fault is not None:
-            await self._network_fault(request, *fault)
+            try:
+                await self._network_fault(request, *fault)
+            finally:  # logged once the connection is gone: the line's time is the hold
+                if self.access_log is not None:
+                    self.access_log.request(environ, None, time.perf_counter() - started)
         response = web.Response(body=payload, status=status)
         # A HEAD answer keeps the app's Content-Length: the size a GET would get.
         dropped = (
@@ -100,6 +116,8 @@ class WsgiBridge:
                 response.headers.add(name, value)
         if too_large:
             response.force_close()  # the rest of the body was never read
+        if self.access_log is not None:  # last: a failure above is logged as its 500
+            self.access_log.request(environ, status, time.perf_counter() - started)
         return response
 
     async def _read_body(self, request: BaseRequest) -> tuple[bytes, bool]:
@@ -231,7 +249,8 @@ def serve(app: WsgiApp, settings: Settings) -> None:
     _configure_logging(settings.log_level)
     _quiet_garbage_collector()
     sock = _listening_socket(settings)
-    bridge = WsgiBridge(app, settings, multiprocess=settings.workers > 1)
+    access_log = AccessLog(settings.log_format, sys.stdout) if settings.access_log else None
+    bridge = WsgiBridge(app, settings, settings.workers > 1, access_log)
     if settings.workers == 1:
         asyncio.run(_serve_on(bridge, lambda runner: web.SockSite(runner, sock)))
         return

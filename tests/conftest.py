@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import venv
 from collections.abc import Iterator
@@ -84,6 +85,11 @@ class ServerProcess:
             self.env = {**os.environ, **(env or {}), **bind}
         self.cwd = cwd
         self.process: subprocess.Popen[str] | None = None
+        # Everything the server printed (stdout and stderr), read as it comes: a pipe
+        # nobody reads fills up, and a server writing an access log would then block.
+        self.lines: list[str] = []
+        self._printed = threading.Condition()
+        self._reader: threading.Thread | None = None
 
     def start(self, timeout: float = 20.0) -> ServerProcess:
         self.process = subprocess.Popen(
@@ -94,10 +100,13 @@ class ServerProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
+        self._reader = threading.Thread(target=self._read_output, daemon=True)
+        self._reader.start()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.process.stdout.read()}")
+                self._reader.join(timeout=5)
+                raise RuntimeError(f"server exited early:\n{self.output()}")
             try:
                 if requests.get(f"{self.url}/_sandbox/health", timeout=1).ok:
                     return self
@@ -115,9 +124,35 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self._reader is not None:
+            self._reader.join(timeout=10)
         if self.process.stdout:
             self.process.stdout.close()
         return self.process.returncode
+
+    def _read_output(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        for line in self.process.stdout:
+            with self._printed:
+                self.lines.append(line)
+                self._printed.notify_all()
+
+    def output(self) -> str:
+        with self._printed:
+            return "".join(self.lines)
+
+    def wait_for_line(self, needle: str, timeout: float = 10.0) -> str:
+        """The first line printed that contains ``needle`` (waiting for it to come)."""
+        deadline = time.monotonic() + timeout
+        with self._printed:
+            while True:
+                for line in self.lines:
+                    if needle in line:
+                        return line
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no line with {needle!r}; printed:\n{self.output()}")
+                self._printed.wait(left)
 
     def __enter__(self) -> ServerProcess:
         return self.start()

@@ -42,7 +42,7 @@ from sandbox.errors import (
     ValidationFailed,
     envelope,
 )
-from sandbox.journal import verdict
+from sandbox.journal import ENTRY_KEY, verdict
 from sandbox.netfaults import BODY_KEY, STARTED_KEY
 from sandbox.ratelimit import Quota
 
@@ -245,7 +245,7 @@ def finish(sandbox: Any, req: Request, call: Call, response: Response) -> Respon
     )
     started = environ.get(STARTED_KEY)
     elapsed_ms = (time.perf_counter() - started) * 1000 if started is not None else 0.0
-    sandbox.journal.record(
+    environ[ENTRY_KEY] = sandbox.journal.record(
         {
             "time": iso(datetime.now(UTC)),
             "method": req.method,
