@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -86,27 +85,6 @@ def redis_server(tmp_path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.close()
-
-
-class Output:
-    """A server's output, read as it comes (so a chatty server never blocks on its pipe)."""
-
-    def __init__(self, server: ServerProcess) -> None:
-        self.lines: list[str] = []
-        self._thread = threading.Thread(target=self._read, args=(server,), daemon=True)
-        self._thread.start()
-
-    def _read(self, server: ServerProcess) -> None:
-        assert server.process is not None and server.process.stdout is not None
-        for line in server.process.stdout:
-            self.lines.append(line)
-
-    def after_stop(self, server: ServerProcess) -> str:
-        assert server.process is not None
-        server.process.send_signal(signal.SIGTERM)
-        server.process.wait(timeout=15)
-        self._thread.join(timeout=5)
-        return "".join(self.lines)
 
 
 def order(order_id: str, total: float) -> dict:
@@ -234,7 +212,6 @@ def test_a_redis_never_reached_is_a_start_up_error_without_its_password():
 
 def test_outage_single_process(redis_server):
     server = ServerProcess("--store", redis_server.url).start()
-    output = Output(server)
     try:
         before = lifetime_value(server)
         for i, total in enumerate((10.0, 20.5, 30.25)):
@@ -286,8 +263,8 @@ def test_outage_single_process(redis_server):
         # The faults rule refused during the outage was never added.
         assert server.get("/_sandbox/faults", key=None).json()["rules"] == []
     finally:
-        log = output.after_stop(server)
         server.stop()
+        log = server.output()
     assert "Traceback" not in log
     assert PASSWORD not in log
     starts, ends = OUTAGE_STARTS.findall(log), OUTAGE_ENDS.findall(log)
@@ -298,7 +275,6 @@ def test_outage_single_process(redis_server):
 
 def test_outage_with_two_workers_after_redis_is_killed(redis_server):
     server = ServerProcess("--store", redis_server.url, "--workers", "2").start()
-    output = Output(server)
     try:
         before = lifetime_value(server)
         with ThreadPoolExecutor(4) as pool:
@@ -331,8 +307,8 @@ def test_outage_with_two_workers_after_redis_is_killed(redis_server):
         journal = server.get("/_sandbox/requests", key=None).json()["requests"]
         answered_by = {entry["id"].split("-")[0] for entry in journal}
     finally:
-        log = output.after_stop(server)
         server.stop()
+        log = server.output()
     assert "Traceback" not in log
     assert PASSWORD not in log
     starts = [pid for _, pid in OUTAGE_STARTS.findall(log)]
@@ -347,7 +323,6 @@ def test_outage_with_two_workers_after_redis_is_killed(redis_server):
 
 def test_a_redis_that_hangs_gets_a_503_not_a_hung_request(redis_server):
     server = ServerProcess("--store", redis_server.url).start()
-    output = Output(server)
     try:
         assert ingest(server, order("h1", 4.0)).status_code == 200
         redis_server.process.send_signal(signal.SIGSTOP)
@@ -361,8 +336,8 @@ def test_a_redis_that_hangs_gets_a_503_not_a_hung_request(redis_server):
         wait_out_refusals()
         assert server.post("/api/intelligence/analyze", {"customer_id": "c-outage"}).ok
     finally:
-        log = output.after_stop(server)
         server.stop()
+        log = server.output()
     assert "Traceback" not in log
     assert "TimeoutError" in log
     assert len(OUTAGE_STARTS.findall(log)) == 1 and len(OUTAGE_ENDS.findall(log)) == 1, log
