@@ -34,13 +34,16 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 class SandboxServer:
-    def __init__(self, app: Any = None, api_key: str = DEFAULT_KEY, **settings: Any) -> None:
+    def __init__(
+        self, app: Any = None, api_key: str = DEFAULT_KEY, host: str = "127.0.0.1", **settings: Any
+    ) -> None:
         if app is None:
             from sandbox.app import create_app
 
             app = create_app(**{"rate_limit": KIT_RATE_LIMIT, **settings})
         self.app = app
         self.api_key = api_key
+        self.host = host  # a loopback address (127.0.0.2 too: any 127.x works on Linux)
         self.second_api_key = SECOND_TENANT_KEY
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -50,11 +53,11 @@ class SandboxServer:
     def url(self) -> str:
         if self._server is None:
             raise RuntimeError("the sandbox is not running (use start() or a with block)")
-        return f"http://127.0.0.1:{self._server.server_port}"
+        return f"http://{self.host}:{self._server.server_port}"
 
     def start(self) -> SandboxServer:
         self._server = make_server(
-            "127.0.0.1", 0, self.app, threaded=True, request_handler=_QuietHandler
+            self.host, 0, self.app, threaded=True, request_handler=_QuietHandler
         )
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="quimbi-sandbox", daemon=True
