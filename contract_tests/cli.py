@@ -154,11 +154,6 @@ def main(argv: list[str] | None = None) -> int:
     pairs = runner.selected(options)
     if not pairs:
         parser.error(f"--select {' '.join(args.select)} matches no check (see --list)")
-    try:
-        requests.get(options.base_url, timeout=10)
-    except requests.RequestException as exc:
-        sys.stderr.write(f"quimbi-contract: cannot reach {options.base_url}: {exc}\n")
-        return 2
     sized_from, fits = None, True
     if options.max_requests is not None:
         sized, fits = plan.size_to(pairs, options, options.max_requests)
@@ -171,7 +166,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{' read-only' if options.read_only else ''}\n"
     )
     target = Target(options)
-    window, probe_error = plan.probe(target)
+    try:
+        window, probe_error = plan.probe(target)
+    except requests.RequestException as exc:
+        sys.stderr.write(f"quimbi-contract: cannot reach {options.base_url}: {exc}\n")
+        return 2
     the_plan = plan.Plan(
         plan.estimate(pairs, options), len(pairs), options, window, probe_error, sized_from, fits
     )

@@ -180,7 +180,7 @@ class Plan:
         else:
             which = "this hour" if self.hour_reported else "this minute"
             lines.append(
-                f"key: {w.remaining} of {w.limit} left {which} (X-RateLimit-*);"
+                f"key: {w.remaining} left {which} (X-RateLimit-Remaining; Limit {w.limit});"
                 f" {self.reserve} kept for other clients (--rate-headroom"
                 f" {o.rate_headroom:.0%})"
             )

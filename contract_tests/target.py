@@ -178,8 +178,8 @@ class Pacer:
                 if pause > self.max_wait:
                     raise Throttled(self._exhausted(window, pause), self._last.get(key))
                 why = (
-                    f"{window.remaining} of {window.limit} left until the window resets"
-                    f" (the {self.headroom:.0%} headroom is kept for other clients)"
+                    f"X-RateLimit-Remaining {window.remaining}: the {self.headroom:.0%}"
+                    " headroom kept for other clients, until the window resets"
                 )
             if pause > 0:
                 start = max(start, now + pause)
@@ -197,9 +197,9 @@ class Pacer:
     def _exhausted(self, window: Window, pause: float) -> str:
         reset = time.strftime("%H:%M:%S UTC", time.gmtime(window.reset))
         return (
-            f"the key has {window.remaining} of its requests left (X-RateLimit-Remaining,"
-            f" limit {window.limit}) until {reset}, {pause:.0f}s away: longer than"
-            f" --max-wait {self.max_wait:g}s"
+            f"X-RateLimit-Remaining {window.remaining}, within the {self.reserve(window)} kept"
+            f" for other clients, until the window resets at {reset} ({pause:.0f}s away):"
+            f" longer than --max-wait {self.max_wait:g}s"
         )
 
     def observe(self, key: str | None, headers: Mapping[str, str], exchange: Exchange) -> None:

@@ -79,7 +79,7 @@ def test_sized_run_behind_the_default_limits_passes_and_the_plan_is_honest(tmp_p
     assert not refused  # paced by the headers: the key never ran dry
     # The plan comes first, on stderr: requests, the key's budget, the pace, the hour.
     assert err.index("plan: ~") < err.index("[  1/")
-    assert "left this minute (X-RateLimit-*)" in err and "hour: fits" in err
+    assert "left this minute (X-RateLimit-Remaining; Limit 100)" in err and "hour: fits" in err
     assert "sized from 25 by --max-requests 80" in err
     estimated = int(PLAN_REQUESTS.search(err).group(1))
     sent = int(SENT.search(out).group(1))
