@@ -186,9 +186,8 @@ class Plan:
             )
         pace = f"{self.per_minute:g}/min" if self.per_minute else "unpaced"
         bound = f", --rate {o.rate_per_minute:g}/min the bound" if o.rate_per_minute else ""
-        lines.append(
-            f"pace: {pace} (by the target's headers{bound}); about {duration(self.seconds)}"
-        )
+        source = "by the target's headers" if w else "no headers: the --rate fallback"
+        lines.append(f"pace: {pace} ({source}{bound}); about {duration(self.seconds)}")
         lines.append(self._hour_line())
         if not self.sized_fits:
             lines.append(
