@@ -200,19 +200,26 @@ class Plan:
         left = self.hour_left
         if left is None:
             return "hour: unknown (no rate-limit headers)"
-        source = (
-            "reported"
-            if self.hour_reported
-            else f"not reported, assumed the documented {DOCUMENTED_HOUR_PER_MINUTE}x the"
-            " minute limit, unused"
+        way_out = (
+            "checks that cannot get past the limit end inconclusive (exit 3); size the run"
+            f" with --max-requests {max(left, 1)} or narrow it with --select"
+        )
+        if self.hour_reported:
+            if self.fits_hour:
+                return f"hour: fits ({left} left, reported)"
+            return f"hour: DOES NOT FIT ({max(left, 0)} left, reported): {way_out}"
+        # Only the minute window is reported: the hour has at least what the minute has.
+        documented = (
+            f"the documented {DOCUMENTED_HOUR_PER_MINUTE}x the minute limit,"
+            f" {left} after the headroom"
         )
         if self.fits_hour:
-            return f"hour: fits ({max(left, 0)} left, {source})"
-        return (
-            f"hour: DOES NOT FIT ({max(left, 0)} left, {source}): checks that cannot get"
-            " past the limit end inconclusive (exit 3); size the run with --max-requests"
-            f" {max(left, 1)} or narrow it with --select"
-        )
+            return (
+                f"hour: fits if the key's hour is unused ({documented}); the target reports"
+                " only its minute window now, so a key other runs used this hour may run"
+                " dry: those checks end inconclusive (exit 3)"
+            )
+        return f"hour: DOES NOT FIT even an unused hour ({documented}): {way_out}"
 
 
 def probe(target: Target) -> tuple[Window | None, str | None]:
