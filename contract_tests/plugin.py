@@ -64,6 +64,10 @@ class ContractItem(pytest.Item):
         result = runner.run_one(self.config.stash[_TARGET], self.check, self.operation)
         if result.outcome == runner.SKIPPED:
             pytest.skip(result.message)
+        if result.outcome == runner.INCONCLUSIVE:
+            pytest.skip(
+                f"inconclusive: {result.message}" + (f"; {result.curl}" if result.curl else "")
+            )
         if result.outcome == runner.ERROR:
             raise RuntimeError(result.message)
         if result.failure is not None:

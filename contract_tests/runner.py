@@ -19,10 +19,20 @@ from typing import TextIO
 
 # Imported for their @check registrations.
 from contract_tests import defaults, schema_layer, semantics, stateful  # noqa: F401
-from contract_tests.registry import LAYERS, REGISTRY, Check, CheckFailure, CheckSkipped
-from contract_tests.target import Options, Target
+from contract_tests.registry import (
+    LAYERS,
+    REGISTRY,
+    Check,
+    CheckFailure,
+    CheckSkipped,
+    duration,
+)
+from contract_tests.target import Options, Target, Throttled
 
 PASSED, FAILED, SKIPPED, ERROR = "passed", "failed", "skipped", "error"
+# The target's rate limit (or --max-requests) kept the check from finishing: no verdict.
+INCONCLUSIVE = "inconclusive"
+MARKS = {PASSED: "ok", FAILED: "FAIL", SKIPPED: "skip", ERROR: "ERROR", INCONCLUSIVE: "INCON"}
 
 
 @dataclass
@@ -33,7 +43,8 @@ class Result:
     outcome: str
     seconds: float
     failure: CheckFailure | None = None
-    message: str = ""  # why skipped, or the traceback of an error
+    message: str = ""  # why skipped or inconclusive, or the traceback of an error
+    curl: str | None = None  # inconclusive: the last answer that said the key was spent
 
     @property
     def label(self) -> str:
@@ -42,18 +53,19 @@ class Result:
 
 def run_one(target: Target, item: Check, operation: str) -> Result:
     started = time.monotonic()
-    outcome, failure, message = PASSED, None, ""
+    outcome, failure, message, curl = PASSED, None, "", None
     try:
         item.run(target, operation)
     except CheckFailure as exc:
         outcome, failure = FAILED, exc
     except CheckSkipped as exc:
         outcome, message = SKIPPED, str(exc)
+    except Throttled as exc:
+        outcome, message, curl = INCONCLUSIVE, exc.reason, exc.curl
     except Exception:  # a crash in a check (or the connection) is reported, not hidden
         outcome, message = ERROR, traceback.format_exc(limit=6)
-    return Result(
-        item.layer, item.name, operation, outcome, time.monotonic() - started, failure, message
-    )
+    seconds = time.monotonic() - started
+    return Result(item.layer, item.name, operation, outcome, seconds, failure, message, curl)
 
 
 def selected(options: Options) -> list[tuple[Check, str]]:
@@ -64,8 +76,9 @@ def selected(options: Options) -> list[tuple[Check, str]]:
 def run(
     options: Options,
     progress: Callable[[Result, int, int], None] | None = None,
+    target: Target | None = None,
 ) -> tuple[list[Result], Target]:
-    target = Target(options)
+    target = target or Target(options)
     pairs = selected(options)
     results = []
     for index, (item, operation) in enumerate(pairs, start=1):
@@ -76,11 +89,27 @@ def run(
     return results, target
 
 
-def progress_printer(stream: TextIO | None = None) -> Callable[[Result, int, int], None]:
+def exit_code(results: Iterable[Result]) -> int:
+    """0 conforms, 1 drift found (or a check crashed), 3 no drift but some inconclusive."""
+    outcomes = {r.outcome for r in results}
+    if outcomes & {FAILED, ERROR}:
+        return 1
+    return 3 if INCONCLUSIVE in outcomes else 0
+
+
+def progress_printer(
+    stream: TextIO | None = None, eta: Callable[[], float | None] | None = None
+) -> Callable[[Result, int, int], None]:
+    """One line per result; ``eta()`` (seconds left, or None) is appended when given."""
+
     def show(result: Result, index: int, total: int) -> None:
         out = stream or sys.stderr  # looked up late, so redirections apply
-        mark = {PASSED: "ok", FAILED: "FAIL", SKIPPED: "skip", ERROR: "ERROR"}[result.outcome]
-        out.write(f"[{index:>3}/{total}] {mark:<5} {result.label} ({result.seconds:.1f}s)\n")
+        left = eta() if eta and index < total else None
+        tail = f", ETA {duration(left)}" if left is not None else ""
+        out.write(
+            f"[{index:>3}/{total}] {MARKS[result.outcome]:<5} {result.label}"
+            f" ({result.seconds:.1f}s{tail})\n"
+        )
         out.flush()
 
     return show
@@ -103,24 +132,58 @@ def format_report(
             lines.append("   the check itself crashed:")
             lines.extend("   " + line for line in result.message.rstrip().splitlines())
         lines.append("")
+    lines.extend(_inconclusive_lines(results))
     lines.append(summary_table(results))
     counts = Counter(r.outcome for r in results)
     lines.append(
         f"{counts[PASSED]} passed, {counts[FAILED]} failed, {counts[ERROR]} errors,"
-        f" {counts[SKIPPED]} skipped; {requests_sent} requests to {options.base_url};"
+        f" {counts[SKIPPED]} skipped, {counts[INCONCLUSIVE]} inconclusive;"
+        f" {requests_sent} requests to {options.base_url};"
         f" seed {options.seed} (rerun with --seed {options.seed})"
-        + (f"; waited {waited:.0f}s for the target's rate limit" if waited else "")
+        + (f"; waited {duration(waited)} for the target's rate limit" if waited else "")
     )
     return "\n".join(lines) + "\n"
+
+
+def _inconclusive_lines(results: list[Result]) -> list[str]:
+    """Inconclusive checks grouped by why: one run-out budget usually stops many."""
+    groups: dict[tuple[str, str | None], list[Result]] = {}
+    for result in results:
+        if result.outcome == INCONCLUSIVE:
+            groups.setdefault((result.message, result.curl), []).append(result)
+    lines = []
+    for (reason, curl), members in groups.items():
+        lines.append(f"INCONCLUSIVE ({len(members)}): not judged, the rate limit stopped them")
+        lines.append(f"   why: {reason}")
+        if curl:
+            lines.append(f"   {curl}")
+        labels = ", ".join(r.label for r in members[:6])
+        more = f" and {len(members) - 6} more" if len(members) > 6 else ""
+        lines.append(f"   checks: {labels}{more}")
+        lines.append("")
+    if groups:
+        lines.append(
+            "No drift was found in what ran; size the run to the key's budget"
+            " (--max-requests N, --select) or rerun when the window resets."
+        )
+        lines.append("")
+    return lines
 
 
 def summary_table(results: list[Result]) -> str:
     rows: dict[tuple[str, str], Counter] = {}
     for result in results:
         rows.setdefault((result.layer, result.check), Counter())[result.outcome] += 1
-    header = ("layer", "check", "passed", "failed", "skipped")
+    header = ("layer", "check", "passed", "failed", "skipped", "inconclusive")
     body = [
-        (layer, name, str(c[PASSED]), str(c[FAILED] + c[ERROR]), str(c[SKIPPED]))
+        (
+            layer,
+            name,
+            str(c[PASSED]),
+            str(c[FAILED] + c[ERROR]),
+            str(c[SKIPPED]),
+            str(c[INCONCLUSIVE]),
+        )
         for (layer, name), c in rows.items()
     ]
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
@@ -141,7 +204,7 @@ def write_junit(results: list[Result], path: Path, options: Options) -> None:
         tests=str(len(results)),
         failures=str(counts[FAILED]),
         errors=str(counts[ERROR]),
-        skipped=str(counts[SKIPPED]),
+        skipped=str(counts[SKIPPED] + counts[INCONCLUSIVE]),
         time=f"{sum(r.seconds for r in results):.3f}",
     )
     properties = ET.SubElement(suite, "properties")
@@ -165,6 +228,9 @@ def write_junit(results: list[Result], path: Path, options: Options) -> None:
             ET.SubElement(case, "error", message="check crashed").text = result.message
         elif result.outcome == SKIPPED:
             ET.SubElement(case, "skipped", message=result.message)
+        elif result.outcome == INCONCLUSIVE:
+            element = ET.SubElement(case, "skipped", message=f"inconclusive: {result.message}")
+            element.text = f"{result.curl}\n" if result.curl else None
     tree = ET.ElementTree(ET.Element("testsuites"))
     tree.getroot().append(suite)
     ET.indent(tree)

@@ -38,6 +38,7 @@ class SandboxServer:
         self,
         app: Any = None,
         api_key: str = DEFAULT_KEY,
+        host: str = "127.0.0.1",
         *,
         access_log: bool = False,
         **settings: Any,
@@ -52,6 +53,7 @@ class SandboxServer:
         self.app = app
         self.access_log = access_log
         self.api_key = api_key
+        self.host = host  # a loopback address (127.0.0.2 too: any 127.x works on Linux)
         self.second_api_key = SECOND_TENANT_KEY
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -61,7 +63,7 @@ class SandboxServer:
     def url(self) -> str:
         if self._server is None:
             raise RuntimeError("the sandbox is not running (use start() or a with block)")
-        return f"http://127.0.0.1:{self._server.server_port}"
+        return f"http://{self.host}:{self._server.server_port}"
 
     def start(self) -> SandboxServer:
         served = self.app
@@ -72,7 +74,7 @@ class SandboxServer:
             log_format = sandbox.settings.log_format if sandbox is not None else "text"
             served = AccessLogged(self.app, AccessLog(log_format))
         self._server = make_server(
-            "127.0.0.1", 0, served, threaded=True, request_handler=_QuietHandler
+            self.host, 0, served, threaded=True, request_handler=_QuietHandler
         )
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="quimbi-sandbox", daemon=True

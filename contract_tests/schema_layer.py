@@ -20,9 +20,10 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import Failure, FailureGroup
 from schemathesis.specs.openapi import checks as openapi_checks
+from schemathesis.transport.requests import REQUESTS_TRANSPORT, RequestsTransport
 
 from contract_tests.registry import WRITE_OPERATIONS, CheckFailure, Exchange, check, describe
-from contract_tests.target import Target
+from contract_tests.target import Target, Throttled
 from sandbox.resources import contract_path
 from sandbox.spec import load_contract
 
@@ -75,8 +76,25 @@ def load_schema() -> Any:
 
 def _schema(target: Target) -> Any:
     if "schema" not in target.cache:
-        target.cache["schema"] = load_schema()
+        schema = load_schema()
+        # schemathesis sends ignored_auth's probes on a session of its own; route them
+        # through the kit's, so they are paced and counted (--max-requests) like the rest.
+        transport = _SessionTransport(target.session)
+        schema.__class__ = type(
+            "PacedSchema", (type(schema),), {"transport": property(lambda self: transport)}
+        )
+        target.cache["schema"] = schema
     return target.cache["schema"]
+
+
+class _SessionTransport(RequestsTransport):
+    def __init__(self, session: Any) -> None:
+        super().__init__()
+        self._copy_serializers_from(REQUESTS_TRANSPORT)
+        self.session = session
+
+    def send(self, case: Any, *, session: Any = None, **kwargs: Any) -> Any:
+        return super().send(case, session=session or self.session, **kwargs)
 
 
 def _to_check_failure(name: str, failure: Failure, response: Any) -> CheckFailure:
@@ -115,8 +133,9 @@ def _validate(target: Target, case: Any, response: Any, names: list[str], found:
             found["_auth_probed"] = True
 
 
-def explore(target: Target, operation_id: str) -> dict[str, CheckFailure | None]:
-    """Run generated requests for one operation; the first failure of each check."""
+def explore(target: Target, operation_id: str) -> dict[str, CheckFailure | Throttled | None]:
+    """Run generated requests for one operation; the first failure of each check (or,
+    for the checks without one, the rate limit that stopped the exploration)."""
     cache_key = f"explore:{operation_id}"
     if cache_key in target.cache:
         return target.cache[cache_key]
@@ -124,16 +143,22 @@ def explore(target: Target, operation_id: str) -> dict[str, CheckFailure | None]
     found: dict[str, Any] = dict.fromkeys(SCHEMATHESIS_CHECKS)
     headers = {_KEY_HEADER: target.options.api_key}
     names = list(SCHEMATHESIS_CHECKS)
-    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+    try:
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
 
-        @hypothesis_seed(target.options.seed)
-        @target.hypothesis_settings()
-        @given(case=operation.as_strategy(generation_mode=mode))
-        def run(case: Any) -> None:
-            response = case.call(base_url=target.base_url, session=target.session, headers=headers)
-            _validate(target, case, response, names, found)
+            @hypothesis_seed(target.options.seed)
+            @target.hypothesis_settings()
+            @given(case=operation.as_strategy(generation_mode=mode))
+            def run(case: Any) -> None:
+                response = case.call(
+                    base_url=target.base_url, session=target.session, headers=headers
+                )
+                _validate(target, case, response, names, found)
 
-        run()
+            run()
+    except Throttled as throttled:
+        # What was found before the limit stopped it still counts: drift is not hidden.
+        found = {name: found[name] or throttled for name in SCHEMATHESIS_CHECKS}
     found.pop("_auth_probed", None)
     target.cache[cache_key] = found
     return found
@@ -141,9 +166,9 @@ def explore(target: Target, operation_id: str) -> dict[str, CheckFailure | None]
 
 def _schema_check(name: str) -> None:
     def run(target: Target, operation: str) -> None:
-        failure = explore(target, operation)[name]
-        if failure is not None:
-            raise failure
+        outcome = explore(target, operation)[name]
+        if outcome is not None:
+            raise outcome
 
     run.__doc__ = SCHEMATHESIS_CHECKS[name][1]
     check("schema", SCHEMA_OPERATIONS, name=name)(run)
@@ -184,7 +209,11 @@ def stateful_links(target: Target, operation: str) -> None:
         max_examples=max(2, target.options.max_examples // 5),
         stateful_step_count=target.options.stateful_steps,
     )
-    run_state_machine_as_test(hypothesis_seed(target.options.seed)(machine), settings=settings)
+    try:
+        run_state_machine_as_test(hypothesis_seed(target.options.seed)(machine), settings=settings)
+    except Throttled:
+        if not failures:
+            raise
     if failures:
         raise failures[0]
 

@@ -26,7 +26,7 @@ from hypothesis.stateful import (
 
 from contract_tests.registry import CheckFailure, CheckSkipped, check, describe
 from contract_tests.semantics import success_body
-from contract_tests.target import Reply, Target
+from contract_tests.target import Reply, Target, Throttled
 
 FLOW = "ingestOrders -> analyzeCustomer"
 CHECK_NAMES = ("ingest_then_analyze_exact", "reingest_is_idempotent", "tenant_isolation")
@@ -196,7 +196,7 @@ class IngestionMachine(RuleBasedStateMachine):
         model.ltv_cents, model.orders = ltv, orders
 
 
-def explore(target: Target) -> dict[str, CheckFailure | None]:
+def explore(target: Target) -> dict[str, CheckFailure | Throttled | None]:
     if "stateful" in target.cache:
         return target.cache["stateful"]
     failures: dict[str, CheckFailure | None] = dict.fromkeys(CHECK_NAMES)
@@ -211,6 +211,9 @@ def explore(target: Target) -> dict[str, CheckFailure | None]:
         run_state_machine_as_test(hypothesis_seed(target.options.seed)(machine), settings=settings)
     except CheckFailure as failure:  # an unreadable answer ends the run
         failures["ingest_then_analyze_exact"] = failures["ingest_then_analyze_exact"] or failure
+    except Throttled as throttled:
+        # The failures found before the limit stopped the machine still count.
+        failures = {name: failures[name] or throttled for name in CHECK_NAMES}
     target.cache["stateful"] = failures
     return failures
 

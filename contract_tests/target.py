@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -24,11 +26,20 @@ from hypothesis import HealthCheck, Phase, settings
 from contract_tests.registry import Exchange
 from sandbox.spec import Contract, load_contract
 
-# Below the documented 100 requests/minute per key, with room for a client's own traffic.
+# Below the documented 100 requests/minute per key, with room for a client's own traffic:
+# the pace for a remote target, and for any target that sends no rate-limit headers.
 REMOTE_DEFAULT_RATE = 90.0
+# The share of the key's limit the kit leaves to other clients (--rate-headroom).
+DEFAULT_HEADROOM = 0.10
 TIMEOUT_SECONDS = 30.0
-# How long one run may spend waiting out a target's 429s before reporting them as they are.
+# --max-wait: the longest one wait for a rate-limit window may be, and the most a run
+# spends in all waiting out 429s, before a check is reported inconclusive.
 MAX_RATE_LIMIT_WAIT_SECONDS = 180.0
+# The target's clock and ours disagree a little; a window is taken as reset this late.
+RESET_SLACK_SECONDS = 1.0
+RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+# The sandbox marks the answers it faked; their 429s are answers to judge.
+INJECTED_HEADER = "X-Sandbox-Fault-Injected"
 
 
 def is_local(base_url: str) -> bool:
@@ -61,78 +72,211 @@ class Options:
     max_examples: int = 25
     read_only: bool = False
     select: tuple[str, ...] = ()
-    rate_per_minute: float | None = None  # None: unlimited
+    rate_per_minute: float | None = None  # the upper bound; None: none
     stateful_steps: int = 6
+    # The pace while the target has sent no X-RateLimit-* headers; None: unlimited.
+    fallback_rate_per_minute: float | None = REMOTE_DEFAULT_RATE
+    rate_headroom: float = DEFAULT_HEADROOM
+    max_wait: float = MAX_RATE_LIMIT_WAIT_SECONDS
+    max_requests: int | None = None  # a hard cap on what the run sends
 
     @classmethod
     def build(cls, rate: str | None = None, **values: Any) -> Options:
-        """Options with the documented defaults: a random seed, and a rate below 100/min
-        unless the target is local."""
+        """Options with the documented defaults: a random seed, at most 90/min to a remote
+        target, and 90/min to any target until it shows its rate-limit headers."""
         if values.get("seed") is None:
             values["seed"] = random.SystemRandom().randrange(2**32)
         base_url = values["base_url"].rstrip("/")
         values["base_url"] = base_url
         if rate is not None:
-            values["rate_per_minute"] = parse_rate(rate)
+            # An explicit rate is both the bound and the pace without headers (0: neither).
+            values["rate_per_minute"] = values["fallback_rate_per_minute"] = parse_rate(rate)
         elif not is_local(base_url):
             values["rate_per_minute"] = REMOTE_DEFAULT_RATE
         return cls(**values)
 
 
-class Pacer:
-    """Spaces requests at least 60/rate seconds apart (thread-safe)."""
+class Throttled(BaseException):  # noqa: N818  (a verdict, not an error)
+    """The target's rate limit (or --max-requests) stopped a check before it finished.
 
-    def __init__(self, rate_per_minute: float | None) -> None:
+    A BaseException on purpose: it must cross Hypothesis and schemathesis, which take
+    any Exception for the check's own failure (and replay it), so that the runner can
+    report the check inconclusive instead of failed.
+    """
+
+    def __init__(self, reason: str, exchange: Exchange | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.exchange = exchange
+        self.curl = None  # "last 429: curl ..." (or the last answer that showed the limit)
+        if exchange is not None:
+            what = "last 429" if exchange.status == 429 else f"last answer ({exchange.status})"
+            self.curl = f"{what}: {exchange.curl()}"
+
+
+@dataclass
+class Window:
+    """What the target's X-RateLimit-* headers said about one key, last time."""
+
+    limit: int
+    remaining: int
+    reset: float  # Unix seconds
+
+
+def read_window(headers: Mapping[str, str]) -> Window | None:
+    values = [str(headers.get(name, "")).strip() for name in RATE_HEADERS]
+    if not all(value.isdigit() for value in values):
+        return None
+    limit, remaining, reset = (int(value) for value in values)
+    return Window(limit, remaining, float(reset)) if limit > 0 else None
+
+
+class Pacer:
+    """Spaces requests (thread-safe): never faster than the --rate bound, and never so
+    fast that a key's X-RateLimit-Remaining falls into the headroom kept for others.
+
+    While a key has headroom left, requests go at the bound's pace; when it has none,
+    the next request waits for the window's X-RateLimit-Reset. A wait longer than
+    ``max_wait`` is not waited: it raises :class:`Throttled`. A target that has sent no
+    headers yet is paced at the fallback rate.
+    """
+
+    def __init__(
+        self,
+        rate_per_minute: float | None,
+        fallback_per_minute: float | None = None,
+        headroom: float = DEFAULT_HEADROOM,
+        max_wait: float = MAX_RATE_LIMIT_WAIT_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.interval = 60.0 / rate_per_minute if rate_per_minute else 0.0
+        self.fallback_interval = 60.0 / fallback_per_minute if fallback_per_minute else 0.0
+        self.headroom = headroom
+        self.max_wait = max_wait
+        self.clock = clock
+        self.windows: dict[str | None, Window] = {}
+        self.waited = 0.0  # seconds spent waiting for windows to reset
+        self.on_wait: Callable[[float, str], None] | None = None  # (seconds, why)
+        self._last: dict[str | None, Exchange] = {}
         self._next = 0.0
         self._lock = threading.Lock()
 
-    def wait(self) -> None:
-        if not self.interval:
-            return
+    def reserve(self, window: Window) -> int:
+        return math.ceil(self.headroom * window.limit)
+
+    def current_interval(self) -> float:
+        return self.interval if self.windows else max(self.interval, self.fallback_interval)
+
+    def wait(self, key: str | None = None) -> None:
         with self._lock:
             now = time.monotonic()
             start = max(now, self._next)
-            self._next = start + self.interval
+            window = self.windows.get(key)
+            pause, why = 0.0, ""
+            if window is not None and window.remaining <= self.reserve(window):
+                pause = window.reset + RESET_SLACK_SECONDS - self.clock()
+                if pause > self.max_wait:
+                    raise Throttled(self._exhausted(window, pause), self._last.get(key))
+                why = (
+                    f"X-RateLimit-Remaining {window.remaining}: the {self.headroom:.0%}"
+                    " headroom kept for other clients, until the window resets"
+                )
+            if pause > 0:
+                start = max(start, now + pause)
+                self.waited += pause
+                # Reset: the next answer says what the new window holds.
+                self.windows[key] = Window(window.limit, window.limit, window.reset + 60)
+            elif window is not None:
+                window.remaining -= 1  # until the answer says better
+            self._next = start + self.current_interval()
+        if pause > 0 and self.on_wait is not None:
+            self.on_wait(start - now, why)
         if start > now:
             time.sleep(start - now)
 
+    def _exhausted(self, window: Window, pause: float) -> str:
+        reset = time.strftime("%H:%M:%S UTC", time.gmtime(window.reset))
+        return (
+            f"X-RateLimit-Remaining {window.remaining}, within the {self.reserve(window)} kept"
+            f" for other clients, until the window resets at {reset} ({pause:.0f}s away):"
+            f" longer than --max-wait {self.max_wait:g}s"
+        )
+
+    def observe(self, key: str | None, headers: Mapping[str, str], exchange: Exchange) -> None:
+        """Learn the key's window from an answer's X-RateLimit-* headers (an injected
+        fault's headers describe the fault, not the key)."""
+        window = read_window(headers)
+        if window is None or INJECTED_HEADER in headers:
+            return
+        with self._lock:
+            self.windows[key] = window
+            previous = self._last.get(key)
+            if exchange.status == 429 or previous is None or previous.status != 429:
+                self._last[key] = exchange  # a 429 is what a reader wants to replay
+
 
 class PacedSession(requests.Session):
-    """A requests session that waits for the pacer and counts what it sent."""
+    """A requests session that waits for the pacer, counts what it sent, waits out the
+    target's own 429s (within the budget) and stops at --max-requests."""
 
-    def __init__(self, pacer: Pacer) -> None:
+    def __init__(self, pacer: Pacer, max_requests: int | None = None) -> None:
         super().__init__()
         self.pacer = pacer
+        self.max_requests = max_requests
         self.sent = 0
-        self.waited = 0.0  # seconds spent waiting out the target's 429s
+        self.waited_429 = 0.0  # seconds spent waiting out the target's 429s
         self.paths: Counter[str] = Counter()  # what was called, e.g. to prove --read-only
+
+    @property
+    def waited(self) -> float:
+        """Seconds spent waiting for the target's rate limit: windows and 429s."""
+        return self.pacer.waited + self.waited_429
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", TIMEOUT_SECONDS)
+        key = request.headers.get("X-API-Key")
         while True:
-            self.pacer.wait()
+            if self.max_requests is not None and self.sent >= self.max_requests:
+                raise Throttled(f"--max-requests {self.max_requests} reached")
+            self.pacer.wait(key)
             self.sent += 1
             self.paths[urlparse(request.url or "").path] += 1
             response = super().send(request, **kwargs)
-            pause = self._retry_after(response)
+            exchange = Exchange.from_prepared(request, response.status_code, response.text)
+            self.pacer.observe(key, response.headers, exchange)
+            pause = throttle_pause(response)
             if pause is None:
                 return response
-            # Over the target's rate limit: wait as told and ask again, so a throttled
-            # run reports drift, not the limit (no check provokes a 429 on purpose).
-            self.waited += pause
+            # The kit's own throttling (the key is spent, other clients included): wait as
+            # told and ask again; past the budget the check is inconclusive, not failed.
+            if self.waited_429 + pause > self.pacer.max_wait:
+                raise Throttled(
+                    f"429 with Retry-After {pause:g}s after {self.waited_429:.0f}s of waiting"
+                    f" out 429s: past --max-wait {self.pacer.max_wait:g}s",
+                    exchange,
+                )
+            self.waited_429 += pause
+            if self.pacer.on_wait is not None:
+                self.pacer.on_wait(pause, "429 RATE_LIMIT_EXCEEDED, as its Retry-After says")
             time.sleep(pause)
 
-    def _retry_after(self, response: requests.Response) -> float | None:
-        if response.status_code != 429 or "X-Sandbox-Fault-Injected" in response.headers:
-            return None
-        try:
-            pause = float(response.headers.get("Retry-After", ""))
-        except ValueError:
-            return None
-        if pause < 0 or self.waited + pause > MAX_RATE_LIMIT_WAIT_SECONDS:
-            return None
-        return pause
+
+def throttle_pause(response: requests.Response) -> float | None:
+    """Seconds to wait when the answer is the target's rate limit speaking, else None.
+
+    Only a 429 with the limit's signature: a whole-seconds Retry-After and no request
+    left (X-RateLimit-Remaining 0, or no such header). An injected 429
+    (X-Sandbox-Fault-Injected) or one with a malformed Retry-After is an answer to judge.
+    """
+    headers = response.headers
+    if response.status_code != 429 or INJECTED_HEADER in headers:
+        return None
+    retry_after = headers.get("Retry-After", "").strip()
+    if not retry_after.isdigit():
+        return None
+    if headers.get("X-RateLimit-Remaining", "0").strip() != "0":
+        return None
+    return float(retry_after)
 
 
 @dataclass
@@ -153,7 +297,14 @@ class Target:
     cache: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.session = PacedSession(Pacer(self.options.rate_per_minute))
+        options = self.options
+        pacer = Pacer(
+            options.rate_per_minute,
+            options.fallback_rate_per_minute,
+            options.rate_headroom,
+            options.max_wait,
+        )
+        self.session = PacedSession(pacer, options.max_requests)
         # Ids made by this run carry the token, so reruns and parallel runs never collide.
         self.run_token = f"qk{random.Random(self.options.seed).randrange(16**8):08x}"
 

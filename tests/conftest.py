@@ -40,9 +40,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 DEFAULT_KEY = "qpk_test_sandbox"
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return sock.getsockname()[1]
 
 
@@ -70,14 +70,16 @@ class ServerProcess:
         cwd: Path | None = None,
         command: list[str] | None = None,
         bind_flags: bool = True,
+        host: str = "127.0.0.1",
     ) -> None:
-        """``bind_flags=False`` runs ``command`` exactly, binding by environment instead."""
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        """``bind_flags=False`` runs ``command`` exactly, binding by environment instead.
+        ``host`` may be another loopback address (127.0.0.2: a "remote-looking" target)."""
+        self.port = free_port(host)
+        self.url = f"http://{host}:{self.port}"
         base = command or [sys.executable, "-m", "sandbox", "serve"]
-        bind = {"QUIMBI_SANDBOX_HOST": "127.0.0.1", "QUIMBI_SANDBOX_PORT": str(self.port)}
+        bind = {"QUIMBI_SANDBOX_HOST": host, "QUIMBI_SANDBOX_PORT": str(self.port)}
         if bind_flags:
-            flags = ["--host", "127.0.0.1", "--port", str(self.port)]
+            flags = ["--host", host, "--port", str(self.port)]
             self.command = [*base, *flags, *args]
             self.env = {**os.environ, **(env or {})}
         else:
