@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from contract_tests.defaults import DEFAULTS_PER_OPERATION
 from contract_tests.registry import Check, duration
 from contract_tests.target import Options, Target, Throttled, Window
 
@@ -62,6 +63,7 @@ SEMANTIC_COSTS: dict[str, Callable[[int, str], int]] = {
     "benchmark_percentiles_ordered": lambda m, op: 3,
     "rate_limit_headers": lambda m, op: 2,
     "documented_test_customers": lambda m, op: 3,
+    "documented_defaults": lambda m, op: DEFAULTS_PER_OPERATION[op],
 }
 
 
