@@ -30,6 +30,7 @@ import functools
 import json
 import random
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -121,7 +122,7 @@ class AnswerGenerator:
 
     def __init__(self, contract: Contract) -> None:
         self.contract = contract
-        self._strategies: dict[tuple[str, int | None], SearchStrategy[Answer]] = {}
+        self._strategies: dict[tuple[str, tuple[int, ...]], SearchStrategy[Answer]] = {}
         self._statuses: dict[str, tuple[int, ...]] = {}
         components = contract.document.get("components", {})
         self._components = components
@@ -213,22 +214,30 @@ class AnswerGenerator:
 
     # Strategies and cases
 
-    def strategy(self, operation_id: str, status: int | None = None) -> SearchStrategy[Answer]:
-        """Every documented answer of the operation (of one status, if given); shrinks
-        towards the first documented status and a body with no extra properties."""
+    def strategy(
+        self, operation_id: str, status: int | Iterable[int] | None = None
+    ) -> SearchStrategy[Answer]:
+        """Every documented answer of the operation (of one status, or of several, if
+        given); shrinks towards the first of them (documented order) and a body with no
+        extra properties. ``ValueError`` for a status the operation does not document."""
         from hypothesis import strategies as st
 
-        key = (operation_id, status)
+        documented = self.statuses(operation_id)
+        if status is None:
+            chosen = documented
+        else:
+            wanted = {status} if isinstance(status, int) else set(status)
+            undocumented = sorted(wanted - set(documented))
+            if undocumented or not wanted:
+                raise ValueError(
+                    f"status {', '.join(map(str, undocumented)) or '(none)'} is not documented "
+                    f"for {operation_id} (documented: {', '.join(map(str, documented))})"
+                )
+            chosen = tuple(code for code in documented if code in wanted)
+        key = (operation_id, chosen)
         found = self._strategies.get(key)
         if found is not None:
             return found
-        documented = self.statuses(operation_id)
-        if status is not None and status not in documented:
-            raise ValueError(
-                f"status {status} is not documented for {operation_id} "
-                f"(documented: {', '.join(map(str, documented))})"
-            )
-        chosen = (status,) if status is not None else documented
         per_status = {
             code: (
                 self._body_strategy(operation_id, code, extras=False),

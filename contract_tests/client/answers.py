@@ -9,6 +9,7 @@ the first documented status (200), fewer and shorter values, and no extra proper
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from sandbox.generated import Answer, AnswerGenerator
@@ -26,8 +27,8 @@ def generator() -> AnswerGenerator:
     return AnswerGenerator(load_contract())
 
 
-def answers(operation_id: str, status: int | None = None) -> SearchStrategy[Answer]:
-    """Documented answers of ``operation_id`` (only ``status``'s, if given).
+def answers(operation_id: str, status: int | Iterable[int] | None = None) -> SearchStrategy[Answer]:
+    """Documented answers of ``operation_id`` (only of ``status``, or of those statuses).
 
     ``KeyError`` for an unknown operation; ``ValueError`` for a status it does not
     document."""
