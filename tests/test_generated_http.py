@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import requests
 
 from sandbox.app import create_app
 from sandbox.config import Settings
@@ -214,3 +215,17 @@ def test_server_wide_generated_responses():
 def test_responses_setting_refuses_other_values():
     with pytest.raises(ValueError, match="persona, generated"):
         Settings.from_sources({"QUIMBI_SANDBOX_RESPONSES": "random"})
+
+
+def test_the_access_log_shows_the_case(capsys):
+    from contract_tests.sandbox_server import SandboxServer
+
+    with SandboxServer(access_log=True) as sandbox:
+        requests.post(
+            sandbox.url + ANALYZE,
+            json=BODY,
+            headers={"X-API-Key": DEFAULT_KEY, "X-Sandbox-Response": "generated; case=3"},
+            timeout=10,
+        )
+    line = capsys.readouterr().out.strip()
+    assert ANALYZE in line and "case seed=0; operation=analyzeCustomer; case=3" in line
