@@ -229,3 +229,20 @@ def test_the_access_log_shows_the_case(capsys):
         )
     line = capsys.readouterr().out.strip()
     assert ANALYZE in line and "case seed=0; operation=analyzeCustomer; case=3" in line
+
+
+def test_workers_over_one_redis_share_the_case_sequence(redis_url):
+    first = create_app(store=redis_url).test_client()
+    second = create_app(store=redis_url).test_client()
+    cases = [
+        post(client, {"X-Sandbox-Response": "generated"}).headers["X-Sandbox-Case"]
+        for client in (first, second, first)
+    ]
+    assert cases == [f"seed=0; operation=analyzeCustomer; case={n}" for n in (1, 2, 3)]
+    assert_is_case(
+        post(second, {"X-Sandbox-Response": "generated"}), CaseId(0, "analyzeCustomer", 4)
+    )
+    first.post("/_sandbox/reset")
+    assert_is_case(
+        post(second, {"X-Sandbox-Response": "generated"}), CaseId(0, "analyzeCustomer", 1)
+    )
