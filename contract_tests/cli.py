@@ -1,5 +1,8 @@
 """`quimbi-contract`: check a running server against the Quimbi contract.
 
+`quimbi-contract client --command CMD ...` verifies a client instead
+(``contract_tests.client.command``).
+
 Exit status: 0 the target conforms, 1 it does not (or a check crashed), 2 bad usage or
 the target could not be reached at all, 3 no drift found but some checks inconclusive
 (the target's rate limit or --max-requests stopped them). The plan and progress go to
@@ -118,6 +121,11 @@ def list_checks() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["client"]:  # `quimbi-contract client ...`: the client side of the kit
+        from contract_tests.client import command
+
+        return command.main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.list:

@@ -41,7 +41,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def quimbi_sandbox() -> Iterator[SandboxServer]:
     """A fresh Quimbi sandbox on 127.0.0.1 for this test: ``.url``, ``.api_key``,
-    ``.fault(...)``, ``.reset()``, ``.requests()``, ``.assert_no_violations()``."""
+    ``.fault(...)``, ``.respond_with(answer)``, ``.reset()``, ``.requests()``,
+    ``.assert_no_violations()``."""
     from contract_tests.sandbox_server import SandboxServer
 
     with SandboxServer() as server:

@@ -1,7 +1,8 @@
 """The sandbox in-process on a free loopback port, with a handle on its control API.
 
 This is what the ``quimbi_sandbox`` pytest fixture yields to integrators: ``.url`` and
-``.api_key`` to point their client at, and ``.fault()``, ``.reset()``, ``.requests()``
+``.api_key`` to point their client at, and ``.fault()``, ``.respond_with()``,
+``.reset()``, ``.requests()``
 and ``.assert_no_violations()`` over the sandbox's documented ``/_sandbox`` control
 endpoints (faults: POST /_sandbox/faults, DELETE /_sandbox/faults/<id>; state:
 POST /_sandbox/reset; journal: GET /_sandbox/requests and GET /_sandbox/violations).
@@ -119,6 +120,23 @@ class SandboxServer:
             yield created
         finally:
             self._control("DELETE", f"/faults/{rule_id}")
+
+    @contextmanager
+    def respond_with(
+        self, answer: Any, *, times: int | None = None, **match: str
+    ) -> Iterator[dict[str, Any]]:
+        """For the with block, answer the matching ``/api/`` requests (``match``: the
+        rule fields method, path, customer_id...; none: every one) with exactly
+        ``answer`` (a ``contract_tests.client.Answer``, or {status, headers, body})
+        instead of the persona's; ``times`` limits how many."""
+        given = answer.as_dict() if hasattr(answer, "as_dict") else dict(answer)
+        rule: dict[str, Any] = {"respond": given}
+        if match:
+            rule["match"] = match
+        if times is not None:
+            rule["times"] = times
+        with self.fault(**rule) as created:
+            yield created
 
     def reset(self, tenant: str | None = None) -> None:
         self._control("POST", "/reset", params={"tenant": tenant} if tenant else None)

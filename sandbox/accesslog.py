@@ -143,7 +143,8 @@ class AccessLog:
         code = entry.get("error_code")
         fault = entry.get("fault_injected")
         problems = entry.get("problems")
-        if not (self.colour or code or fault or problems):  # most lines: one format
+        case = entry.get("case")
+        if not (self.colour or code or fault or problems or case):  # most lines: one format
             return f"{clock} {method} {path} {status_text} {tail}"
         if self.colour:
             clock = f"{_DIM}{clock}{_RESET}"
@@ -156,6 +157,8 @@ class AccessLog:
             parts.append(
                 f"{_FAULT_COLOUR}fault {fault}{_RESET}" if self.colour else f"fault {fault}"
             )
+        if case:
+            parts.append(f"case {case}")
         if problems:
             parts.append(self._problem(problems, entry.get("verdict")))
         parts.append(tail)
@@ -218,6 +221,7 @@ def _unjournaled(environ: Mapping[str, Any], status: int | None) -> dict[str, An
         "error_code": error.code if error is not None else None,
         "duration_ms": None,
         "fault_injected": getattr(call, "fault_injected", None),
+        "case": getattr(call, "case", None),
         "verdict": None,
         "problems": (),
     }

@@ -20,6 +20,7 @@ from werkzeug.exceptions import HTTPException
 from sandbox.answers import AnswerCache
 from sandbox.api import data, generation, insights, intelligence
 from sandbox.api.fastpath import FastPath
+from sandbox.api.faulting import GENERATED_CASE_PREFIX
 from sandbox.api.pipeline import (
     REGISTERED,
     current_call,
@@ -39,6 +40,7 @@ from sandbox.errors import (
 )
 from sandbox.fault_rules import load_magic_fault_customers, load_rules_file
 from sandbox.faults import FaultEngine
+from sandbox.generated import AnswerGenerator
 from sandbox.journal import Journal
 from sandbox.latency import parse_latency
 from sandbox.netfaults import NetworkFaults
@@ -69,6 +71,7 @@ class Sandbox:
     limiter: RateLimiter
     faults: FaultEngine
     answers: AnswerCache
+    generator: AnswerGenerator
 
     def reset(self, tenant: str | None = None) -> None:
         """Back to how the sandbox started: one tenant's data, flaky counters and rate-limit
@@ -76,6 +79,8 @@ class Sandbox:
         --faults file's rules loaded afresh)."""
         self.store.reset(tenant)
         self.faults.reset_customers(tenant)
+        if tenant is None:
+            self.counters.delete(GENERATED_CASE_PREFIX)
         if tenant is not None:
             for api_key in self.keyring:
                 if api_key.tenant == tenant:
@@ -151,6 +156,7 @@ def build_sandbox(settings: Settings, rate_limit_clock: Callable[[], float] = ti
         magic=load_magic_fault_customers(fixtures / "faults.yaml"),
         latency=parse_latency(settings.latency) if settings.latency else None,
         hold_cap_seconds=settings.hang_cap_seconds,
+        generated=settings.responses == "generated",
     )
     if settings.faults is not None:
         faults.add_rules(load_rules_file(settings.faults))
@@ -165,6 +171,7 @@ def build_sandbox(settings: Settings, rate_limit_clock: Callable[[], float] = ti
         limiter,
         faults,
         AnswerCache(store, clock),
+        AnswerGenerator(contract),
     )
     if settings.state is not None:
         load_state_file(sandbox, settings.state)

@@ -189,6 +189,13 @@ class Settings:
         _cors_origins,
         "ORIGINS",
     )
+    responses: str = _option(
+        "persona",
+        "What answers /api/ calls: persona (the customer model) or generated (a case "
+        "generated from openapi.yaml for every call; see 'Verify your client').",
+        _choice("persona", "generated"),
+        "SOURCE",
+    )
 
     @classmethod
     def option_fields(cls) -> list[dataclasses.Field[Any]]:

@@ -31,7 +31,13 @@ OFF = "off"
 ANY_ORIGIN = "*"
 # What a page may send: the key, the JSON body's type and the sandbox's own request
 # headers. Listed one by one: browsers take no "X-Sandbox-*" pattern.
-ALLOWED_REQUEST_HEADERS = ("X-API-Key", "Content-Type", "X-Sandbox-Fault", "X-Sandbox-Latency")
+ALLOWED_REQUEST_HEADERS = (
+    "X-API-Key",
+    "Content-Type",
+    "X-Sandbox-Fault",
+    "X-Sandbox-Latency",
+    "X-Sandbox-Response",
+)
 # What a page may read beyond the safelisted few (Content-Type and the like).
 EXPOSED_RESPONSE_HEADERS = (
     "X-RateLimit-Limit",
@@ -41,6 +47,7 @@ EXPOSED_RESPONSE_HEADERS = (
     "Allow",
     "X-Sandbox-Fault-Injected",
     "X-Sandbox-Latency-Injected",
+    "X-Sandbox-Case",
 )
 PREFLIGHT_MAX_AGE_SECONDS = 600  # Chromium caps it at 7,200; ten minutes keeps edits visible
 _ORIGIN = re.compile(

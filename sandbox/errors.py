@@ -6,6 +6,7 @@ Flask handler that renders them lives in ``sandbox.app``.
 
     ApiError (500 INTERNAL_ERROR)
     ├── MalformedJson            400 MALFORMED_JSON
+    ├── InvalidSandboxHeader     400 INVALID_SANDBOX_HEADER (X-Sandbox-Response)
     ├── InvalidApiKey            401 INVALID_API_KEY
     ├── InvalidAdminToken        401 INVALID_ADMIN_TOKEN   (/_sandbox/* only)
     ├── InsufficientPermissions  403 INSUFFICIENT_PERMISSIONS
@@ -52,6 +53,16 @@ class MalformedJson(ApiError):
     status = 400
     code = "MALFORMED_JSON"
     default_message = "Request body is not valid JSON."
+
+
+class InvalidSandboxHeader(ApiError):
+    """A sandbox request header (``X-Sandbox-Response``) the sandbox cannot read."""
+
+    status = 400
+    code = "INVALID_SANDBOX_HEADER"
+
+    def __init__(self, header: str, problem: str) -> None:
+        super().__init__(problem, details={"header": header})
 
 
 class InvalidApiKey(ApiError):

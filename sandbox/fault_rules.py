@@ -23,6 +23,22 @@ STATUS_FAULTS = ("401", "403", "404", "429", "500", "503")
 NETWORK_FAULTS = ("reset", "malformed", "hang")
 FAULTS = STATUS_FAULTS + NETWORK_FAULTS
 RETRY_AFTER_FAULTS = ("429", "503")
+GENERATED = "generated"
+# An answer given in full (what the kit's respond_with sends): served as it is.
+GIVEN_ANSWER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["status", "body"],
+    "properties": {
+        "status": {"type": "integer", "minimum": 100, "maximum": 599},
+        "headers": {
+            "type": "object",
+            "additionalProperties": {"type": "string", "pattern": "^[\\t\\x20-\\x7e]*$"},
+            "propertyNames": {"pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},
+        },
+        "body": True,
+    },
+}
 
 RULE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -50,6 +66,9 @@ RULE_SCHEMA: dict[str, Any] = {
         "times": {"type": "integer", "minimum": 1},
         "probability": {"type": "number", "minimum": 0, "maximum": 1},
         "seed": {"type": "integer"},
+        "respond": {"anyOf": [{"const": GENERATED}, GIVEN_ANSWER_SCHEMA]},
+        "case": {"type": "integer", "minimum": 0},
+        "status": {"type": "integer", "minimum": 100, "maximum": 599},
     },
 }
 
@@ -80,8 +99,15 @@ def validate_rule(document: Any, base: str = "") -> list[dict[str, str]]:
     if problems or not isinstance(document, dict):
         return sorted(problems, key=lambda p: (p["path"], p["message"]))
     fault = str(document["fault"]) if "fault" in document else None
-    if fault is None and "latency" not in document:
-        problems.append({"path": base, "message": "a rule needs a 'fault', a 'latency' or both"})
+    respond = document.get("respond")
+    if fault is None and respond is None and "latency" not in document:
+        problems.append(
+            {"path": base, "message": "a rule needs a 'fault', a 'respond' or a 'latency'"}
+        )
+    if fault is not None and respond is not None:
+        problems.append(
+            {"path": base + "/respond", "message": "a rule has a 'fault' or a 'respond'"}
+        )
     if "latency" in document:
         try:
             parse_latency(document["latency"])
@@ -98,6 +124,9 @@ def validate_rule(document: Any, base: str = "") -> list[dict[str, str]]:
             problems.append(
                 {"path": f"{base}/{name}", "message": f"only for fault {' or '.join(faults)}"}
             )
+    for name in ("case", "status"):
+        if name in document and respond != GENERATED:
+            problems.append({"path": f"{base}/{name}", "message": 'only for respond "generated"'})
     return problems
 
 

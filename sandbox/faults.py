@@ -8,6 +8,10 @@ Where a request's fault comes from, first source wins:
 
     X-Sandbox-Fault header -> runtime rules, in the order added -> magic customer
 
+A generated (or given) answer instead of the persona's, when no fault applies, comes
+from ``X-Sandbox-Response``, then a rule with ``respond`` (in the same pass as faults:
+the first matching rule that fires decides), then ``--responses generated``.
+
 and its latency: ``X-Sandbox-Latency``, else the rule or magic customer that applied,
 else the global ``--latency`` profile; always capped by ``--hang-cap-seconds``. Only the
 first matching rule that fires applies; a request with ``X-Sandbox-Fault`` is not matched
@@ -27,7 +31,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox.fault_rules import FAULTS, STATUS_FAULTS, MagicFaultCustomer
+from sandbox.fault_rules import FAULTS, GENERATED, STATUS_FAULTS, MagicFaultCustomer
 from sandbox.latency import LatencyProfile, parse_latency
 from sandbox.personas.rng import stable_int
 from sandbox.store.counters import Counters
@@ -55,6 +59,45 @@ class Fault:
 
 
 @dataclass(frozen=True)
+class Respond:
+    """Answer with a generated case (``answer`` None) or with ``answer`` as given."""
+
+    source: str  # header | rule:<id> | server
+    case: int | None = None  # None: the operation's next case
+    status: int | None = None  # restrict the case to this documented status
+    answer: dict[str, Any] | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{GENERATED if self.answer is None else 'given'}; source={self.source}"
+
+
+class SandboxHeaderError(ValueError):
+    """A sandbox request header the sandbox cannot read (answered 400)."""
+
+
+def parse_response_header(text: str) -> Respond:
+    """``generated``, ``generated; case=17``, ``generated; status=429``, or both."""
+    mode, *params = (part.strip() for part in text.split(";"))
+    if mode.lower() != GENERATED:
+        raise SandboxHeaderError(
+            f"X-Sandbox-Response: {text!r} is not 'generated' "
+            "(optionally '; case=N' and '; status=NNN')"
+        )
+    found: dict[str, int] = {}
+    for param in params:
+        name, _, value = param.partition("=")
+        name = name.strip().lower()
+        if name not in {"case", "status"} or name in found or not value.strip().isdigit():
+            raise SandboxHeaderError(
+                f"X-Sandbox-Response: {param!r} is not case=N or status=NNN "
+                "(each at most once; N and NNN whole numbers)"
+            )
+        found[name] = int(value.strip())
+    return Respond("header", found.get("case"), found.get("status"))
+
+
+@dataclass(frozen=True)
 class RequestFacts:
     """What matching can look at; built by the pipeline from the HTTP request."""
 
@@ -65,6 +108,7 @@ class RequestFacts:
     customer_id: str | None = None
     fault_header: str | None = None
     latency_header: str | None = None
+    response_header: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +116,7 @@ class Decision:
     fault: Fault | None = None
     latency_seconds: float = 0.0
     latency_source: str | None = None
+    respond: Respond | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +159,15 @@ class Rule:
             doc.get("hang_seconds"),
         )
 
+    def respond(self) -> Respond | None:
+        respond = self.document.get("respond")
+        if respond is None:
+            return None
+        source = f"rule:{self.id}"
+        if respond == GENERATED:
+            return Respond(source, self.document.get("case"), self.document.get("status"))
+        return Respond(source, answer=respond)
+
 
 def _draw(*parts: object) -> float:
     """A uniform number in (0, 1) that depends only on ``parts``."""
@@ -131,12 +185,14 @@ class FaultEngine:
         magic: Mapping[str, MagicFaultCustomer] | None = None,
         latency: LatencyProfile | None = None,
         hold_cap_seconds: float = 120.0,
+        generated: bool = False,
     ) -> None:
         self._counters = counters
         self.seed = seed
         self.magic = dict(magic or {})
         self.latency = latency
         self.hold_cap_seconds = hold_cap_seconds
+        self.generated = generated  # --responses generated: every answer a generated case
         self._parsed: dict[tuple[str, int], Rule] = {}
 
     # Rules
@@ -240,9 +296,15 @@ class FaultEngine:
         """The fault (if any) and latency for one request; counts what it evaluates.
 
         Raises ``ValueError`` (LatencySyntaxError) for a malformed latency header; an
-        unknown ``X-Sandbox-Fault`` value is a ``ValueError`` too.
+        unknown ``X-Sandbox-Fault`` value is a ``ValueError`` too, an unreadable
+        ``X-Sandbox-Response`` a :class:`SandboxHeaderError`.
         """
         fault: Fault | None = None
+        respond = (
+            parse_response_header(facts.response_header)
+            if facts.response_header is not None
+            else None
+        )
         if facts.fault_header is not None:
             kind = facts.fault_header.strip().lower()
             if kind not in FAULTS:
@@ -254,15 +316,21 @@ class FaultEngine:
             parse_latency(facts.latency_header) if facts.latency_header is not None else None
         )
         rule = None
-        if fault is None:  # an explicit header never uses up a rule's times or draws
+        # An explicit header never uses up a rule's times or draws.
+        if fault is None and respond is None:
             for candidate in self._rules():
                 if candidate.matches(facts) and self._fire(candidate):
                     rule = candidate
                     break
-            fault = rule.fault() if rule is not None else None
+            if rule is not None:
+                fault, respond = rule.fault(), rule.respond()
         magic = self.magic.get(facts.customer_id or "")
-        if fault is None and magic is not None:
+        if fault is None and respond is None and magic is not None:
             fault = self._customer_fault(magic, facts.tenant)
+        if fault is not None:
+            respond = None  # X-Sandbox-Fault wins over X-Sandbox-Response
+        elif respond is None and self.generated:
+            respond = Respond("server")
 
         if header_latency is not None:
             seconds, source = self._sample(header_latency, "header"), "header"
@@ -275,7 +343,7 @@ class FaultEngine:
             seconds, source = self._sample(self.latency, "global"), "global"
         else:
             seconds, source = 0.0, None
-        return Decision(fault, seconds, source)
+        return Decision(fault, seconds, source, respond)
 
     def hang_seconds(self, fault: Fault) -> float:
         """How long a ``hang`` holds the connection: as asked, at most the cap."""

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 import requests
+from hypothesis import HealthCheck, Phase, given, settings
+
+from contract_tests.client import Answer, answers
 
 
 class QuimbiClient:
@@ -91,3 +94,82 @@ def test_assert_no_violations_names_the_fields(quimbi_sandbox):
     )
     with pytest.raises(AssertionError, match="/horizon_months"):
         quimbi_sandbox.assert_no_violations()
+
+
+# Generated answers: the README's client survives every documented answer of analyze.
+
+KIT_SETTINGS = settings(
+    max_examples=40,
+    # No explain phase: it traces every line the failing example runs (requests,
+    # werkzeug, the sandbox), which takes seconds per replay and explains nothing here.
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+@KIT_SETTINGS
+@given(answer=answers("analyzeCustomer"))
+def test_client_survives_every_documented_answer(quimbi_sandbox, answer):
+    client = QuimbiClient(quimbi_sandbox.url, quimbi_sandbox.api_key)
+    with quimbi_sandbox.respond_with(answer, path="/api/intelligence/analyze"):
+        try:
+            profile = client.analyze("c1")
+        except requests.HTTPError as error:  # the client's contract: other errors raise
+            assert error.response.status_code == answer.status not in (200, 500, 503)
+            return
+    assert profile["predictions"]["churn_risk_level"] in {"low", "medium", "high", "unknown"}
+
+
+class FragileClient(QuimbiClient):
+    """The README's fragile variant: it shows the first piece of advice."""
+
+    def first_advice(self, customer_id: str) -> str:
+        return self.analyze(customer_id)["communication_guidance"][0]
+
+
+def test_a_fragile_client_fails_with_the_minimal_answer(quimbi_sandbox):
+    tried = []
+
+    @KIT_SETTINGS
+    @given(answer=answers("analyzeCustomer", status=200))
+    def first_advice_is_shown(answer):
+        tried.append(answer)
+        client = FragileClient(quimbi_sandbox.url, quimbi_sandbox.api_key)
+        with quimbi_sandbox.respond_with(answer):
+            assert client.first_advice("c1")
+
+    with pytest.raises((IndexError, AssertionError)):
+        first_advice_is_shown()
+    minimal = tried[-1]  # Hypothesis replays the shrunk example last
+    assert minimal.status == 200
+    assert minimal.body["communication_guidance"] == []
+    # Shrunk: no extra properties, the smallest values the contract allows.
+    assert minimal.body["behavioral_metrics"]["total_orders"] == 0
+    assert set(minimal.body) == {
+        "customer_id",
+        "archetype",
+        "behavioral_metrics",
+        "predictions",
+        "communication_guidance",
+    }
+
+
+def test_respond_with_serves_exactly_that_answer_then_stops(quimbi_sandbox):
+    answer = Answer(
+        429,
+        {"Retry-After": "3", "X-RateLimit-Limit": "1"},
+        {"error": {"code": "RATE_LIMIT_EXCEEDED", "message": "ü"}},
+    )
+    url = f"{quimbi_sandbox.url}/api/intelligence/analyze"
+    headers = {"X-API-Key": quimbi_sandbox.api_key}
+    with quimbi_sandbox.respond_with(answer, times=1):
+        first = requests.post(url, json={"customer_id": "c1"}, headers=headers, timeout=5)
+        second = requests.post(url, json={"customer_id": "c1"}, headers=headers, timeout=5)
+    assert first.status_code == 429 and first.json() == answer.body
+    assert first.headers["Retry-After"] == "3" and first.headers["X-RateLimit-Limit"] == "1"
+    assert second.status_code == 200
+    after = requests.post(url, json={"customer_id": "c1"}, headers=headers, timeout=5)
+    assert "X-Sandbox-Case" not in after.headers

@@ -75,3 +75,15 @@ def test_the_try_it_answer_is_what_the_sandbox_says():
         headers={"X-API-Key": "qpk_live_abc123xyz"},
     )
     assert response.get_data(as_text=True) == shown
+
+
+def test_every_client_kit_flag_and_generated_answer_header():
+    from contract_tests.client.command import build_parser as client_parser
+
+    for action in client_parser()._actions:
+        for flag in action.option_strings:
+            if flag.startswith("--") and flag != "--help":
+                assert f"`{flag}" in README, flag
+    for header in ("X-Sandbox-Response", "X-Sandbox-Case"):
+        assert f"`{header}" in README, header
+    assert "## Verify your client" in README or "### Verify your client" in README

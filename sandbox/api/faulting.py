@@ -21,11 +21,13 @@ from sandbox.errors import (
     InsufficientPermissions,
     InternalError,
     InvalidApiKey,
+    InvalidSandboxHeader,
     RateLimitExceeded,
     ServiceUnavailable,
     ValidationFailed,
 )
-from sandbox.faults import Decision, Fault, RequestFacts
+from sandbox.faults import Decision, Fault, RequestFacts, Respond, SandboxHeaderError
+from sandbox.generated import Answer, CaseId
 from sandbox.netfaults import DELAY_KEY, ENVIRON_KEY
 
 if TYPE_CHECKING:
@@ -36,6 +38,11 @@ LATENCY_HEADER = "X-Sandbox-Latency"
 # The same headers as WSGI environ keys: read there, they cost a dict lookup.
 FAULT_ENVIRON = "HTTP_" + FAULT_HEADER.upper().replace("-", "_")
 LATENCY_ENVIRON = "HTTP_" + LATENCY_HEADER.upper().replace("-", "_")
+RESPONSE_HEADER = "X-Sandbox-Response"
+RESPONSE_ENVIRON = "HTTP_" + RESPONSE_HEADER.upper().replace("-", "_")
+CASE_HEADER = "X-Sandbox-Case"
+# Counters: the next generated case of each operation (shared by workers, reset by a reset).
+GENERATED_CASE_PREFIX = "generated:case:"
 INJECTED_HEADER = "X-Sandbox-Fault-Injected"
 LATENCY_INJECTED_HEADER = "X-Sandbox-Latency-Injected"
 
@@ -75,9 +82,12 @@ def decide(sandbox: Any, req: Request, api_key: ApiKey, body: Any) -> Decision:
         customer_id=customer_id_of(body),
         fault_header=environ.get(FAULT_ENVIRON),
         latency_header=environ.get(LATENCY_ENVIRON),
+        response_header=environ.get(RESPONSE_ENVIRON),
     )
     try:
         return sandbox.faults.decide(facts)
+    except SandboxHeaderError as exc:
+        raise InvalidSandboxHeader(RESPONSE_HEADER, str(exc)) from None
     except ValueError as exc:
         raise ValidationFailed(
             [{"path": "", "message": str(exc)}],
@@ -155,6 +165,32 @@ def carry_out(
     req.environ[ENVIRON_KEY] = (fault.kind, seconds)
     call.fault_injected = fault.label  # the journal's only witness: this answer is never sent
     return Response(status=204)  # never sent: sandbox.netfaults drops the connection
+
+
+def respond(sandbox: Any, call: Call, respond: Respond, operation_id: str) -> Response:
+    """A generated case (or an answer given in full) instead of the view's answer.
+
+    Its headers are the case's, rate-limit ones included: the request was counted (a
+    real 429 comes before this), but the answer shows what the case says."""
+    if respond.answer is not None:
+        answer = Answer.from_dict(respond.answer)
+        label = respond.label
+    else:
+        case = respond.case
+        if case is None:
+            case = sandbox.counters.incr(GENERATED_CASE_PREFIX + operation_id)
+        case_id = CaseId(sandbox.settings.seed, operation_id, case, respond.status)
+        try:
+            answer = sandbox.generator.case(case_id)
+        except ValueError as exc:  # a status the operation does not document
+            raise InvalidSandboxHeader(RESPONSE_HEADER, str(exc)) from None
+        label = case_id.label()
+    call.quota = None
+    call.case = label
+    response = Response(answer.encoded(), status=answer.status, mimetype="application/json")
+    response.headers.extend(answer.headers)
+    response.headers[CASE_HEADER] = label
+    return response
 
 
 def malformed(response: Response, call: Call, fault: Fault) -> Response:

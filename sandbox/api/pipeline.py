@@ -78,6 +78,7 @@ class Call:
     latency_ms: int | None = None
     fault_injected: str | None = None
     error: ApiError | None = None
+    case: str | None = None  # the generated case (X-Sandbox-Case) that answered
 
 
 def current_call(environ: dict[str, Any]) -> Call:
@@ -178,6 +179,8 @@ def run(
     injected = faulting.carry_out(sandbox, req, call, decision, permission, body, path_params)
     if injected is not None:
         return injected
+    if decision.respond is not None:  # never cached: a case is not the persona's answer
+        return faulting.respond(sandbox, call, decision.respond, operation_id)
 
     def compute() -> bytes:
         return encode(op.view(sandbox.platform, api_key.tenant, body, **path_params))
@@ -258,6 +261,7 @@ def finish(sandbox: Any, req: Request, call: Call, response: Response) -> Respon
             # Injected latency is held by the server after this; it still counts.
             "duration_ms": round(elapsed_ms + (call.latency_ms or 0), 2),
             "fault_injected": fault,
+            "case": call.case,
             "verdict": outcome,
             # A tuple: with nothing but atomic values the entry is left out of garbage
             # collection, and the journal keeps a thousand of them alive.

@@ -8,10 +8,12 @@ from __future__ import annotations
 from flask import current_app
 
 from sandbox.api.faulting import (
+    CASE_HEADER,
     FAULT_HEADER,
     INJECTED_HEADER,
     LATENCY_HEADER,
     LATENCY_INJECTED_HEADER,
+    RESPONSE_HEADER,
 )
 from sandbox.api.pipeline import json_response, parse_json_body
 from sandbox.control import blueprint
@@ -32,6 +34,20 @@ HEADERS = [
         "in": "request",
         "values": ["<ms>", "<min>-<max>", "p50=<ms>,p99=<ms>"],
         "description": "Delay this one answer (capped by --hang-cap-seconds).",
+    },
+    {
+        "name": RESPONSE_HEADER,
+        "in": "request",
+        "values": ["generated", "generated; case=<n>", "generated; status=<status>"],
+        "description": "Answer this one request with a case generated from openapi.yaml "
+        "instead of the persona: the operation's next case, or case n; status restricts "
+        "it to one documented status.",
+    },
+    {
+        "name": CASE_HEADER,
+        "in": "response",
+        "values": ["seed=<n>; operation=<id>; case=<n>[; status=<status>]"],
+        "description": "On every generated answer: the case, to replay it exactly.",
     },
     {
         "name": INJECTED_HEADER,
