@@ -50,7 +50,8 @@ def parse_headroom(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="quimbi-contract",
-        description="Check a server against the Quimbi Platform API contract (openapi.yaml).",
+        description="Check a server against the Quimbi Platform API contract (openapi.yaml). "
+        "To check a client instead: quimbi-contract client --help.",
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
