@@ -1,5 +1,8 @@
 """`quimbi-contract`: check a running server against the Quimbi contract.
 
+``quimbi-contract coverage`` reads a sandbox's coverage report instead
+(``contract_tests.coverage``).
+
 Exit status: 0 the target conforms, 1 it does not (or a check crashed), 2 bad usage or
 the target could not be reached at all, 3 no drift found but some checks inconclusive
 (the target's rate limit or --max-requests stopped them). The plan and progress go to
@@ -118,6 +121,11 @@ def list_checks() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["coverage"]:
+        from contract_tests import coverage
+
+        return coverage.main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.list:

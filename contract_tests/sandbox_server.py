@@ -130,6 +130,10 @@ class SandboxServer:
     def violations(self, **filters: str) -> list[dict[str, Any]]:
         return _entries(self._control("GET", "/violations", params=filters or None))
 
+    def coverage(self, **filters: str) -> dict[str, Any]:
+        """Which documented answers each operation served (``GET /_sandbox/coverage``)."""
+        return self._control("GET", "/coverage", params=filters or None)
+
     def assert_no_violations(self, **filters: str) -> None:
         """Fail with every contract violation the client committed, field by field."""
         found = self.violations(**filters)

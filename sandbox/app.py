@@ -33,6 +33,7 @@ from sandbox.clock import Clock, parse_timestamp
 from sandbox.config import ConfigError, Settings
 from sandbox.control import blueprint as control_blueprint
 from sandbox.cors import with_cors
+from sandbox.coverage import Coverage
 from sandbox.docs import blueprint as docs_blueprint
 from sandbox.errors import (
     ApiError,
@@ -69,6 +70,7 @@ class Sandbox:
     limiter: RateLimiter
     faults: FaultEngine
     answers: AnswerCache
+    coverage: Coverage
 
     def reset(self, tenant: str | None = None) -> None:
         """Back to how the sandbox started: one tenant's data, flaky counters and rate-limit
@@ -76,6 +78,7 @@ class Sandbox:
         --faults file's rules loaded afresh)."""
         self.store.reset(tenant)
         self.faults.reset_customers(tenant)
+        self.coverage.reset(tenant)
         if tenant is not None:
             for api_key in self.keyring:
                 if api_key.tenant == tenant:
@@ -165,6 +168,7 @@ def build_sandbox(settings: Settings, rate_limit_clock: Callable[[], float] = ti
         limiter,
         faults,
         AnswerCache(store, clock),
+        Coverage(counters, contract),
     )
     if settings.state is not None:
         load_state_file(sandbox, settings.state)

@@ -79,3 +79,25 @@ def test_rules_keep_order_replace_by_id_and_are_copies(counters):
     assert counters.rules()[0]["n"] == 2
     assert counters.remove_rule("b") and not counters.remove_rule("b")
     assert counters.clear_rules() == 1 and counters.rules() == []
+
+
+def test_counts_reads_every_live_counter_under_a_prefix(counters):
+    counters.incr("coverage|t1|op|a|200", 3)
+    counters.incr("coverage|t1|op|a|404 X")
+    counters.incr("coverage|t2|op|a|200")
+    counters.incr("other", 5)
+    assert counters.counts("coverage|t1|") == {
+        "coverage|t1|op|a|200": 3,
+        "coverage|t1|op|a|404 X": 1,
+    }
+    assert len(counters.counts("coverage|")) == 3
+    assert counters.counts("nothing|") == {}
+
+
+def test_counts_leaves_expired_counters_out():
+    clock = FakeClock()
+    counters = MemoryCounters(now=clock)
+    counters.incr("p:a", ttl_seconds=1)
+    counters.incr("p:b")
+    clock.now += 2
+    assert counters.counts("p:") == {"p:b": 1}

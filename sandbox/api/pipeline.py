@@ -38,6 +38,7 @@ from sandbox.errors import (
     MalformedJson,
     MethodNotAllowed,
     PayloadTooLarge,
+    StoreUnavailable,
     UnsupportedMediaType,
     ValidationFailed,
     envelope,
@@ -243,6 +244,8 @@ def finish(sandbox: Any, req: Request, call: Call, response: Response) -> Respon
     outcome, problems = verdict(
         error, call.warnings, key_sent=key is not None, fault_injected=fault
     )
+    if call.operation_id is not None:
+        _tally(sandbox, call, response.status_code)
     started = environ.get(STARTED_KEY)
     elapsed_ms = (time.perf_counter() - started) * 1000 if started is not None else 0.0
     environ[ENTRY_KEY] = sandbox.journal.record(
@@ -265,3 +268,19 @@ def finish(sandbox: Any, req: Request, call: Call, response: Response) -> Respon
         }
     )
     return response
+
+
+def _tally(sandbox: Any, call: Call, status: int) -> None:
+    """Coverage counts for an operation's answer, beside the journal (sandbox.coverage)."""
+    api_key, error = call.api_key, call.error
+    try:
+        sandbox.coverage.count(
+            api_key.tenant if api_key else None,
+            call.operation_id,
+            status,
+            error.code if error else None,
+            call.fault_injected,
+            call.latency_ms,
+        )
+    except StoreUnavailable:
+        pass  # as the journal: the answer (often the outage's 503) must still be sent

@@ -30,6 +30,9 @@ class Counters(Protocol):
     def delete(self, prefix: str) -> int:
         """Remove every counter whose key starts with ``prefix``; return how many."""
 
+    def counts(self, prefix: str) -> dict[str, int]:
+        """Every live counter whose key starts with ``prefix``, by key (a report's read)."""
+
     def add_rule(self, rule: dict[str, Any]) -> None:
         """Append a rule document (it has an ``id``); a rule with the same id is replaced."""
 
@@ -97,6 +100,12 @@ class MemoryCounters:
                 self._values.pop(key, None)
                 self._expires.pop(key, None)
             return len(doomed)
+
+    def counts(self, prefix: str) -> dict[str, int]:
+        with self._lock:
+            now = self._now()
+            found = [key for key in self._values if key.startswith(prefix)]
+            return {key: self._values[key] for key in found if self._live(key, now)}
 
     def add_rule(self, rule: dict[str, Any]) -> None:
         with self._lock:

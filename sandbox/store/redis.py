@@ -244,6 +244,18 @@ class RedisStore:
     def delete(self, prefix: str) -> int:
         return self._delete_matching(_glob_escape(f"{self._prefix}c:{prefix}") + "*")
 
+    def counts(self, prefix: str) -> dict[str, int]:
+        start = len(f"{self._prefix}c:")
+        pattern = _glob_escape(f"{self._prefix}c:{prefix}") + "*"
+        keys = list(self._redis.scan_iter(match=pattern, count=500))
+        found: dict[str, int] = {}
+        for at in range(0, len(keys), 500):
+            batch = keys[at : at + 500]
+            for key, value in zip(batch, self._redis.mget(batch), strict=True):
+                if value is not None:  # expired between the scan and the read
+                    found[key[start:]] = int(value)
+        return found
+
     def add_rule(self, rule: dict[str, Any]) -> None:
         self._add_rule(
             keys=[f"{self._prefix}rule_ids", f"{self._prefix}rules"],
