@@ -51,10 +51,11 @@ def merge(reports: Iterable[dict[str, Any]]) -> dict[str, Any]:
     for report in reports:
         for name, found in report.get("operations", {}).items():
             into = ops.setdefault(
-                name, {"calls": 0, "answers": {}, "undocumented": {}, "faults": {}}
+                name,
+                {"calls": 0, "answers": {}, "undocumented": {}, "faults": {}, "behaviour": {}},
             )
             into["calls"] += found.get("calls", 0)
-            for bucket in ("answers", "undocumented", "faults"):
+            for bucket in ("answers", "undocumented", "faults", "behaviour"):
                 for answer, count in found.get(bucket, {}).items():
                     into[bucket][answer] = into[bucket].get(answer, 0) + count
     return summarise(ops)
@@ -79,6 +80,14 @@ def format_table(report: dict[str, Any]) -> str:
         faults = [f"{kind} x{n}" for kind, n in found["faults"].items() if n]
         if faults:
             lines.append(f"{'':<{width}}  faults injected: {', '.join(faults)}")
+        retries = [f"{kind} x{n}" for kind, n in found.get("behaviour", {}).items() if n]
+        if retries:
+            lines.append(f"{'':<{width}}  retry discipline broken: {', '.join(retries)}")
+    if report.get("behaviour_problems"):
+        lines.append(
+            f"{report['behaviour_problems']} retry-discipline problem(s): each is in"
+            " GET /_sandbox/violations with the requests involved"
+        )
     return "\n".join(lines) + "\n"
 
 

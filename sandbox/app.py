@@ -29,6 +29,7 @@ from sandbox.api.pipeline import (
     unexpected_error,
 )
 from sandbox.auth import KeyRing, load_keyring
+from sandbox.behaviour import Behaviour
 from sandbox.clock import Clock, parse_timestamp
 from sandbox.config import ConfigError, Settings
 from sandbox.control import blueprint as control_blueprint
@@ -71,6 +72,7 @@ class Sandbox:
     faults: FaultEngine
     answers: AnswerCache
     coverage: Coverage
+    behaviour: Behaviour | None  # None with --no-behaviour-checks
 
     def reset(self, tenant: str | None = None) -> None:
         """Back to how the sandbox started: one tenant's data, flaky counters and rate-limit
@@ -79,6 +81,8 @@ class Sandbox:
         self.store.reset(tenant)
         self.faults.reset_customers(tenant)
         self.coverage.reset(tenant)
+        if self.behaviour is not None:
+            self.behaviour.reset(tenant)
         if tenant is not None:
             for api_key in self.keyring:
                 if api_key.tenant == tenant:
@@ -169,6 +173,8 @@ def build_sandbox(settings: Settings, rate_limit_clock: Callable[[], float] = ti
         faults,
         AnswerCache(store, clock),
         Coverage(counters, contract),
+        # Retries are timed on the rate-limit clock: real time, or the one a test moves.
+        Behaviour(counters, rate_limit_clock) if settings.behaviour_checks else None,
     )
     if settings.state is not None:
         load_state_file(sandbox, settings.state)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from sandbox.behaviour import KINDS as BEHAVIOUR_KINDS
 from sandbox.fault_rules import FAULTS
 from sandbox.store.counters import Counters
 
@@ -66,8 +67,9 @@ def fault_kind(label: str | None) -> str | None:
 
 
 class Coverage:
-    """Counts answers and injected faults per (tenant, operation); reports against the
-    contract. Keys: ``coverage|<tenant>|<operation>|a|<answer>`` and ``...|f|<fault>``."""
+    """Counts answers, injected faults and retry-discipline problems per (tenant,
+    operation); reports against the contract. Keys:
+    ``coverage|<tenant>|<operation>|a|<answer>``, ``...|f|<fault>``, ``...|b|<problem>``."""
 
     def __init__(self, counters: Counters, contract: Any) -> None:
         self._counters = counters
@@ -85,6 +87,8 @@ class Coverage:
         """The counters one answer adds to (a list, so a caller can fold them into one
         store call with other bookkeeping)."""
         base = f"{PREFIX}{tenant or NO_TENANT}|{operation_id}|"
+        if fault_label is None and not latency_ms:  # nearly every request
+            return [f"{base}a|{status} {error_code}" if error_code else f"{base}a|{status}"]
         kind = fault_kind(fault_label)
         keys = []
         # A dropped connection or a cut body was never the documented answer it stood in for.
@@ -112,6 +116,10 @@ class Coverage:
         for key in self.keys(tenant, operation_id, status, error_code, fault_label, latency_ms):
             self._counters.incr(key)
 
+    def count_behaviour(self, tenant: str, operation_id: str, kind: str) -> None:
+        """One retry-discipline problem (``sandbox.behaviour``) of this operation."""
+        self._counters.incr(f"{PREFIX}{tenant}|{operation_id}|b|{kind}")
+
     def reset(self, tenant: str | None = None) -> None:
         self._counters.delete(PREFIX if tenant is None else f"{PREFIX}{tenant}|")
 
@@ -126,6 +134,7 @@ class Coverage:
                 "answers": dict.fromkeys(self.documented.get(op, []), 0),
                 "undocumented": {},
                 "faults": dict.fromkeys([*FAULTS, LATENCY], 0),
+                "behaviour": dict.fromkeys(BEHAVIOUR_KINDS, 0),
             }
             for op in selected
         }
@@ -133,6 +142,9 @@ class Coverage:
             _, _, operation_id, kind, name = key.split("|", 4)
             found = ops.get(operation_id)
             if found is None:
+                continue
+            if kind == "b":
+                found["behaviour"][name] = found["behaviour"].get(name, 0) + value
                 continue
             if kind == "f":
                 found["faults"][name] = found["faults"].get(name, 0) + value
@@ -147,8 +159,9 @@ class Coverage:
 
 def summarise(ops: dict[str, dict[str, Any]], tenant: str | None = None) -> dict[str, Any]:
     """The report's totals over ``ops`` (also used by the kit to merge several reports)."""
-    documented = served = 0
+    documented = served = behaviour = 0
     for found in ops.values():
+        behaviour += sum(found.get("behaviour", {}).values())
         answers = found["answers"]
         found["served"] = sum(1 for n in answers.values() if n)
         found["documented"] = len(answers)
@@ -159,6 +172,8 @@ def summarise(ops: dict[str, dict[str, Any]], tenant: str | None = None) -> dict
         "documented_answers": documented,
         "served_answers": served,
         "percent": round(100 * served / documented, 1) if documented else 100.0,
+        # Retry-discipline problems (GET /_sandbox/violations has each, with its requests).
+        "behaviour_problems": behaviour,
         "never_called": [op for op, found in ops.items() if not found["calls"]],
         "operations": ops,
     }

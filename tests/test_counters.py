@@ -101,3 +101,28 @@ def test_counts_leaves_expired_counters_out():
     counters.incr("p:b")
     clock.now += 2
     assert counters.counts("p:") == {"p:b": 1}
+
+
+def test_exchange_reads_then_appends_or_deletes_and_bumps_counters(counters):
+    values, old = counters.exchange("seq|a", "one", 3, 60, [("seq|n", 1), ("seq|w", 0)])
+    assert values == [1, 0] and old == []
+    for item in ("two", "three", "four"):
+        counters.exchange("seq|a", item, 3, 60)
+    values, old = counters.exchange("seq|a", None, 3, 60, [("seq|n", 2)])
+    assert values == [3] and old == ["0 two", "0 three", "0 four"]  # the newest 3
+    assert counters.exchange("seq|a", None, 3, 60) == ([], [])  # None deleted it
+    counters.exchange("seq|b", "x", 3, 60, [("seq|n", 5)])
+    assert counters.exchange("seq|b", "y", 3, 60)[1] == ["8 x"]  # tagged with seq|n
+    assert counters.lists_pending()
+    counters.delete("seq|")
+    assert counters.exchange("seq|b", None, 3, 60) == ([], [])
+    assert counters.get("seq|n") == 0
+
+
+def test_exchanged_lists_expire():
+    clock = FakeClock()
+    counters = MemoryCounters(now=clock)
+    assert not counters.lists_pending()
+    counters.exchange("k", "a", 5, ttl_seconds=10)
+    clock.now += 10
+    assert counters.exchange("k", "b", 5, ttl_seconds=10) == ([], [])

@@ -1,4 +1,5 @@
-"""Counters and the fault-rule list: the state faults and rate limits keep.
+"""Counters, short bounded lists and the fault-rule list: the state faults, rate limits,
+coverage and retry judgement keep.
 
 One small interface, :class:`Counters`, so that several server processes can share the
 state through Redis later (same methods, atomic there too). :class:`MemoryCounters` is
@@ -11,7 +12,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 
@@ -32,6 +33,26 @@ class Counters(Protocol):
 
     def counts(self, prefix: str) -> dict[str, int]:
         """Every live counter whose key starts with ``prefix``, by key (a report's read)."""
+
+    def exchange(
+        self,
+        key: str,
+        item: str | None,
+        keep: int,
+        ttl_seconds: float,
+        counts: Sequence[tuple[str, int]] = (),
+    ) -> tuple[list[int], list[str]]:
+        """One atomic step over a bounded list and some counters: add each ``by`` to its
+        counter, read the list at ``key``, then append ``item`` to it (keeping the newest
+        ``keep``; the list expires ``ttl_seconds`` after this write) or, with ``item``
+        None, delete it. Returns the counters' new values and the list as it was.
+
+        Each item is stored as ``"<the last counter's new value> <item>"`` (``0`` with no
+        counters): a reader learns where that counter stood when the item was added."""
+
+    def lists_pending(self) -> bool:
+        """False only when certainly no list is stored (a shared store says True: asking
+        would cost a round trip), so a caller can skip building a key it won't need."""
 
     def add_rule(self, rule: dict[str, Any]) -> None:
         """Append a rule document (it has an ``id``); a rule with the same id is replaced."""
@@ -60,6 +81,7 @@ class MemoryCounters:
         self._values: dict[str, int] = {}
         self._expires: dict[str, float] = {}
         self._rules: dict[str, dict[str, Any]] = {}
+        self._lists: dict[str, tuple[list[str], float]] = {}
         self._lock = threading.Lock()
         self._writes = 0
 
@@ -75,19 +97,44 @@ class MemoryCounters:
         for key in [k for k, at in self._expires.items() if at <= now]:
             self._values.pop(key, None)
             self._expires.pop(key, None)
+        for key in [k for k, (_, at) in self._lists.items() if at <= now]:
+            del self._lists[key]
+
+    def _incr(self, key: str, by: int, ttl_seconds: float | None, now: float) -> int:
+        self._writes += 1
+        if self._writes % self._SWEEP_EVERY == 0:
+            self._sweep(now)  # windows nobody asks about again must still go
+        if not self._live(key, now):
+            self._values[key] = 0
+            if ttl_seconds is not None:
+                self._expires[key] = now + ttl_seconds
+        self._values[key] += by
+        return self._values[key]
 
     def incr(self, key: str, by: int = 1, ttl_seconds: float | None = None) -> int:
         with self._lock:
+            return self._incr(key, by, ttl_seconds, self._now())
+
+    def exchange(
+        self,
+        key: str,
+        item: str | None,
+        keep: int,
+        ttl_seconds: float,
+        counts: Sequence[tuple[str, int]] = (),
+    ) -> tuple[list[int], list[str]]:
+        with self._lock:
             now = self._now()
-            self._writes += 1
-            if self._writes % self._SWEEP_EVERY == 0:
-                self._sweep(now)  # windows nobody asks about again must still go
-            if not self._live(key, now):
-                self._values[key] = 0
-                if ttl_seconds is not None:
-                    self._expires[key] = now + ttl_seconds
-            self._values[key] += by
-            return self._values[key]
+            values = [self._incr(name, by, None, now) for name, by in counts]
+            held = self._lists.pop(key, None)
+            old = held[0] if held is not None and held[1] > now else []
+            if item is not None:
+                tagged = f"{values[-1] if values else 0} {item}"
+                self._lists[key] = ([*old, tagged][-keep:], now + ttl_seconds)
+            return values, old
+
+    def lists_pending(self) -> bool:
+        return bool(self._lists)
 
     def get(self, key: str) -> int:
         with self._lock:
@@ -99,7 +146,10 @@ class MemoryCounters:
             for key in doomed:
                 self._values.pop(key, None)
                 self._expires.pop(key, None)
-            return len(doomed)
+            lists = [key for key in self._lists if key.startswith(prefix)]
+            for key in lists:
+                del self._lists[key]
+            return len(doomed) + len(lists)
 
     def counts(self, prefix: str) -> dict[str, int]:
         with self._lock:
