@@ -1,12 +1,13 @@
 """The sandbox in-process on a free loopback port, with a handle on its control API.
 
 This is what the ``quimbi_sandbox`` pytest fixture yields to integrators: ``.url`` and
-``.api_key`` to point their client at, and ``.fault()``, ``.reset()``, ``.requests()``
-and ``.assert_no_violations()`` over the sandbox's documented ``/_sandbox`` control
-endpoints (faults: POST /_sandbox/faults, DELETE /_sandbox/faults/<id>; state:
-POST /_sandbox/reset; journal: GET /_sandbox/requests and GET /_sandbox/violations).
-The server is werkzeug's threaded WSGI server: no subprocess, so it starts in a blink
-and works wherever the test runs.
+``.api_key`` to point their client at, and ``.fault()``, ``.reset()``, ``.requests()``,
+``.assert_no_violations()`` and ``.coverage()`` over the sandbox's documented
+``/_sandbox`` control endpoints (faults: POST /_sandbox/faults, DELETE
+/_sandbox/faults/<id>; state: POST /_sandbox/reset; journal: GET /_sandbox/requests and
+GET /_sandbox/violations; coverage: GET /_sandbox/coverage). The server is werkzeug's
+threaded WSGI server: no subprocess, so it starts in a blink and works wherever the
+test runs.
 """
 
 from __future__ import annotations

@@ -198,3 +198,12 @@ def test_two_workers_on_redis_judge_one_history_in_real_time(redis_url):
     assert [e["problems"][0]["rule"] for e in found] == ["resent_4xx", "resent_4xx"]
     assert len(found[1]["problems"][0]["requests"]) == 3
     assert report["operations"]["predictChurn"]["behaviour"]["resent_4xx"] == 2
+
+
+def test_waits_count_from_when_a_held_answer_was_sent(client, clock):
+    # The 503 reached the client 0.2 s after it was decided: 1.1 s later is 0.9 s of backoff.
+    send(client, "c9", **{"X-Sandbox-Fault": "503", "X-Sandbox-Latency": "200"})
+    clock.now += 1.1
+    send(client, "c9")
+    [problem] = behaviour_problems(client)
+    assert problem["rule"] == "fast_5xx_retry" and "sent 0.90 s after" in problem["message"]

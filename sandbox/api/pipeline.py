@@ -306,7 +306,7 @@ def _tally(
             raw=lambda: _unread_safe_body(req, status),
             status=status,
             error_code=code,
-            retry_after=float(retry_after) if retry_after else None,
+            retry_after=_seconds(retry_after),
             held_seconds=(call.latency_ms or 0) / 1000,
             answered=fault is None or fault_kind(fault) not in NOT_ANSWERS,
             wrote=wrote,
@@ -327,3 +327,11 @@ def _unread_safe_body(req: Request, status: int) -> bytes:
         return raw_body(req)
     except HTTPException:
         return b""
+
+
+def _seconds(header: str | None) -> float | None:
+    """Retry-After as seconds (the sandbox sends no HTTP dates; anything else: none)."""
+    try:
+        return float(header) if header else None
+    except ValueError:
+        return None
