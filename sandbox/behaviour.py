@@ -31,8 +31,9 @@ RETRYABLE = (500, 503)
 # Answers a client reads in its own time: the sandbox stamps both ends on its side of
 # the wire, so a compliant wait always measures longer; this only absorbs clock jitter.
 TOLERANCE_SECONDS = 0.05
-# A non-retryable 4xx sent again an hour later is still judged; after that, forgotten.
-MEMORY_SECONDS = 3600.0
+# How long a failed answer is remembered: a retry loop resends within seconds, a resend
+# minutes later is another test's question. A longer Retry-After is remembered past its end.
+MEMORY_SECONDS = 300.0
 PREFIX = "behaviour|"
 # The kinds of problem, as the coverage report counts them.
 RESENT_4XX = "resent_4xx"
@@ -159,7 +160,7 @@ class Behaviour:
             if failed
             else None,
             MAX_RETRIES + 2,
-            MEMORY_SECONDS,
+            max(MEMORY_SECONDS, (retry_after or 0) + 60),
             counts,
         )
         # Only answers given since the tenant's last ingestion count: the 404 before it

@@ -126,3 +126,13 @@ def test_exchanged_lists_expire():
     counters.exchange("k", "a", 5, ttl_seconds=10)
     clock.now += 10
     assert counters.exchange("k", "b", 5, ttl_seconds=10) == ([], [])
+
+
+def test_memory_lists_are_bounded_least_recently_written_first():
+    counters = MemoryCounters(max_lists=2)
+    counters.exchange("a", "1", 5, 60)
+    counters.exchange("b", "1", 5, 60)
+    counters.exchange("a", "2", 5, 60)  # a is now the newest
+    counters.exchange("c", "1", 5, 60)  # b goes
+    assert counters.exchange("b", None, 5, 60)[1] == []
+    assert counters.exchange("a", None, 5, 60)[1] == ["0 1", "0 2"]

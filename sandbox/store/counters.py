@@ -76,8 +76,11 @@ class MemoryCounters:
 
     _SWEEP_EVERY = 1024
 
-    def __init__(self, now: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, now: Callable[[], float] = time.monotonic, max_lists: int = 10_000) -> None:
         self._now = now
+        # A load test of distinct failing requests must not grow the process without end:
+        # past this many lists the least recently written one goes.
+        self._max_lists = max_lists
         self._values: dict[str, int] = {}
         self._expires: dict[str, float] = {}
         self._rules: dict[str, dict[str, Any]] = {}
@@ -131,6 +134,8 @@ class MemoryCounters:
             if item is not None:
                 tagged = f"{values[-1] if values else 0} {item}"
                 self._lists[key] = ([*old, tagged][-keep:], now + ttl_seconds)
+                if len(self._lists) > self._max_lists:  # dicts keep insertion order
+                    del self._lists[next(iter(self._lists))]
             return values, old
 
     def lists_pending(self) -> bool:
