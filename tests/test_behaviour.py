@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from contract_tests.coverage import format_table
 from contract_tests.sandbox_server import SandboxServer
 from sandbox.app import create_app
 from sandbox.behaviour import judge
@@ -181,6 +182,9 @@ def test_the_fixture_fails_a_client_that_retries_a_404():
             )
         with pytest.raises(AssertionError, match="resent_4xx: sent again"):
             sandbox.assert_no_violations()
+        table = format_table(sandbox.coverage())
+    assert "retry discipline broken: resent_4xx x1" in table
+    assert "1 retry-discipline problem(s)" in table
 
 
 def test_two_workers_on_redis_judge_one_history_in_real_time(redis_url):
