@@ -58,7 +58,7 @@ def test_counts_outlive_the_journal_and_reset_with_the_state():
 
     only = client.get("/_sandbox/coverage?operations=analyzeCustomer").json
     assert list(only["operations"]) == ["analyzeCustomer"] and only["percent"] == 30.0
-    other = client.get("/_sandbox/coverage?tenant=acme_corp").json
+    other = client.get("/_sandbox/coverage?tenant=acme_outdoor").json
     assert other["operations"]["analyzeCustomer"]["calls"] == 0
     bad = client.get("/_sandbox/coverage?operations=nope")
     assert bad.status_code == 422 and bad.json["error"]["code"] == "VALIDATION_ERROR"
@@ -187,3 +187,16 @@ def test_readme_documents_every_coverage_flag():
             if flag.startswith("--") and flag != "--help":
                 assert f"`{flag}" in README, flag
     assert "`--quimbi-coverage-json" in README
+
+
+def test_a_tenant_reset_zeroes_only_that_tenants_counts():
+    client = create_app(rate_limit="off").test_client()
+    client.post(ANALYZE, json={"customer_id": "c"}, headers=KEY)
+    client.post(ANALYZE, json={"customer_id": "c"}, headers={"X-API-Key": "qpk_test_acme"})
+    client.post("/_sandbox/reset?tenant=linda_quilting")
+
+    def calls(tenant: str) -> int:
+        report = client.get(f"/_sandbox/coverage?tenant={tenant}").json
+        return report["operations"]["analyzeCustomer"]["calls"]
+
+    assert calls("linda_quilting") == 0 and calls("acme_outdoor") == 1
