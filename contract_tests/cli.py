@@ -1,7 +1,8 @@
 """`quimbi-contract`: check a running server against the Quimbi contract.
 
 `quimbi-contract client --command CMD ...` verifies a client instead
-(``contract_tests.client.command``).
+(``contract_tests.client.command``); ``quimbi-contract coverage`` reads a sandbox's
+coverage report (``contract_tests.coverage``).
 
 Exit status: 0 the target conforms, 1 it does not (or a check crashed), 2 bad usage or
 the target could not be reached at all, 3 no drift found but some checks inconclusive
@@ -127,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         from contract_tests.client import command
 
         return command.main(argv[1:])
+    if argv[:1] == ["coverage"]:
+        from contract_tests import coverage
+
+        return coverage.main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.list:

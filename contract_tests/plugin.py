@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from contract_tests.sandbox_server import SandboxServer
 
 _TARGET = pytest.StashKey["Target"]()
+# Coverage reports of the quimbi_sandbox fixtures this session started, one per test.
+_COVERAGE = pytest.StashKey[list[dict[str, Any]]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -36,17 +38,45 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--quimbi-read-only", action="store_true", help="never call ingestion")
     group.addoption("--quimbi-select", action="append", default=[], help="layer/check/operation")
     group.addoption("--quimbi-rate", help="at most N requests per minute (N/min)")
+    group.addoption(
+        "--quimbi-coverage-json",
+        metavar="PATH",
+        help="write the quimbi_sandbox fixtures' coverage (documented answers served) as JSON",
+    )
 
 
 @pytest.fixture
-def quimbi_sandbox() -> Iterator[SandboxServer]:
+def quimbi_sandbox(request: pytest.FixtureRequest) -> Iterator[SandboxServer]:
     """A fresh Quimbi sandbox on 127.0.0.1 for this test: ``.url``, ``.api_key``,
     ``.fault(...)``, ``.respond_with(answer)``, ``.reset()``, ``.requests()``,
-    ``.assert_no_violations()``."""
+    ``.assert_no_violations()``, ``.coverage()``. Its coverage joins the session's summary."""
     from contract_tests.sandbox_server import SandboxServer
 
     with SandboxServer() as server:
         yield server
+        try:
+            report = server.coverage()
+        except (RuntimeError, OSError):  # the test turned the control API off, or broke it
+            return
+        request.config.stash.setdefault(_COVERAGE, []).append(report)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    reports = config.stash.get(_COVERAGE, None)
+    if not reports:
+        return
+    import json
+    from pathlib import Path
+
+    from contract_tests.coverage import format_table, merge
+
+    merged = merge(reports)
+    terminalreporter.write_sep("=", "Quimbi sandbox: what your tests never tried")
+    terminalreporter.write(format_table(merged))
+    path = config.getoption("quimbi_coverage_json")
+    if path:
+        Path(path).write_text(json.dumps(merged, indent=2) + "\n", encoding="utf-8")
+        terminalreporter.write_line(f"coverage JSON written to {path}")
 
 
 class ContractFailed(Exception):

@@ -2,12 +2,12 @@
 
 This is what the ``quimbi_sandbox`` pytest fixture yields to integrators: ``.url`` and
 ``.api_key`` to point their client at, and ``.fault()``, ``.respond_with()``,
-``.reset()``, ``.requests()``
-and ``.assert_no_violations()`` over the sandbox's documented ``/_sandbox`` control
-endpoints (faults: POST /_sandbox/faults, DELETE /_sandbox/faults/<id>; state:
-POST /_sandbox/reset; journal: GET /_sandbox/requests and GET /_sandbox/violations).
-The server is werkzeug's threaded WSGI server: no subprocess, so it starts in a blink
-and works wherever the test runs.
+``.reset()``, ``.requests()``, ``.assert_no_violations()`` and ``.coverage()`` over the
+sandbox's documented ``/_sandbox`` control endpoints (faults: POST /_sandbox/faults,
+DELETE /_sandbox/faults/<id>; state: POST /_sandbox/reset; journal: GET
+/_sandbox/requests and GET /_sandbox/violations; coverage: GET /_sandbox/coverage). The
+server is werkzeug's threaded WSGI server: no subprocess, so it starts in a blink and
+works wherever the test runs.
 """
 
 from __future__ import annotations
@@ -147,6 +147,10 @@ class SandboxServer:
 
     def violations(self, **filters: str) -> list[dict[str, Any]]:
         return _entries(self._control("GET", "/violations", params=filters or None))
+
+    def coverage(self, **filters: str) -> dict[str, Any]:
+        """Which documented answers each operation served (``GET /_sandbox/coverage``)."""
+        return self._control("GET", "/coverage", params=filters or None)
 
     def assert_no_violations(self, **filters: str) -> None:
         """Fail with every contract violation the client committed, field by field."""

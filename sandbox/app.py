@@ -30,10 +30,12 @@ from sandbox.api.pipeline import (
     unexpected_error,
 )
 from sandbox.auth import KeyRing, load_keyring
+from sandbox.behaviour import Behaviour
 from sandbox.clock import Clock, parse_timestamp
 from sandbox.config import ConfigError, Settings
 from sandbox.control import blueprint as control_blueprint
 from sandbox.cors import with_cors
+from sandbox.coverage import Coverage
 from sandbox.docs import blueprint as docs_blueprint
 from sandbox.errors import (
     ApiError,
@@ -72,6 +74,8 @@ class Sandbox:
     faults: FaultEngine
     answers: AnswerCache
     generator: AnswerGenerator
+    coverage: Coverage
+    behaviour: Behaviour | None  # None with --no-behaviour-checks
 
     def reset(self, tenant: str | None = None) -> None:
         """Back to how the sandbox started: one tenant's data, flaky counters and rate-limit
@@ -81,6 +85,9 @@ class Sandbox:
         self.faults.reset_customers(tenant)
         if tenant is None:
             self.counters.delete(GENERATED_CASE_PREFIX)
+        self.coverage.reset(tenant)
+        if self.behaviour is not None:
+            self.behaviour.reset(tenant)
         if tenant is not None:
             for api_key in self.keyring:
                 if api_key.tenant == tenant:
@@ -172,6 +179,9 @@ def build_sandbox(settings: Settings, rate_limit_clock: Callable[[], float] = ti
         faults,
         AnswerCache(store, clock),
         AnswerGenerator(contract),
+        Coverage(counters, contract),
+        # Retries are timed on the rate-limit clock: real time, or the one a test moves.
+        Behaviour(counters, rate_limit_clock) if settings.behaviour_checks else None,
     )
     if settings.state is not None:
         load_state_file(sandbox, settings.state)

@@ -182,6 +182,12 @@ class Settings:
         _positive_float,
         "SECONDS",
     )
+    behaviour_checks: bool = _option(
+        True,
+        "Judge each client's retries (backoff 1 s/2 s/4 s, Retry-After, no 4xx resent) and"
+        " report breaches as violations (--no-behaviour-checks turns it off).",
+        _bool,
+    )
     cors_origins: str = _option(
         "*",
         "Origins whose browser pages may call /api/: * (any), a comma-separated list "

@@ -56,11 +56,16 @@ class Journal:
         self.size = size
         self._ids = itertools.count(1)
 
-    def record(self, entry: dict[str, Any]) -> dict[str, Any]:
-        """The entry as recorded, with its id."""
+    def new_id(self) -> str:
         # The pid keeps ids unique across worker processes sharing one store (read at
         # record time: workers are forked after the journal is built).
-        entry = {"id": f"{os.getpid()}-{next(self._ids)}", **entry}
+        return f"{os.getpid()}-{next(self._ids)}"
+
+    def record(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """The entry as recorded, with its id (``entry``'s own, from :meth:`new_id`, or a
+        new one)."""
+        if "id" not in entry:
+            entry = {"id": self.new_id(), **entry}
         try:
             self._store.journal_append(entry, self.size)
         except StoreUnavailable:

@@ -31,6 +31,7 @@ from werkzeug.exceptions import HTTPException
 from sandbox.api import faulting
 from sandbox.auth import ApiKey, redact
 from sandbox.clock import iso
+from sandbox.coverage import NOT_ANSWERS, fault_kind
 from sandbox.errors import (
     ApiError,
     EndpointNotFound,
@@ -38,6 +39,7 @@ from sandbox.errors import (
     MalformedJson,
     MethodNotAllowed,
     PayloadTooLarge,
+    StoreUnavailable,
     UnsupportedMediaType,
     ValidationFailed,
     envelope,
@@ -79,6 +81,7 @@ class Call:
     fault_injected: str | None = None
     error: ApiError | None = None
     case: str | None = None  # the generated case (X-Sandbox-Case) that answered
+    body: Any = None  # the parsed JSON body: retry judgement's fingerprint
 
 
 def current_call(environ: dict[str, Any]) -> Call:
@@ -163,7 +166,7 @@ def run(
     body = None
     contract = sandbox.contract
     if contract.operation(operation_id).request_validator is not None:
-        body = _parse(req)
+        body = call.body = _parse(req)
         strict = sandbox.settings.strict
         problems = contract.validate_request(operation_id, body, strict=strict)
         if problems:
@@ -246,10 +249,16 @@ def finish(sandbox: Any, req: Request, call: Call, response: Response) -> Respon
     outcome, problems = verdict(
         error, call.warnings, key_sent=key is not None, fault_injected=fault
     )
+    entry_id = sandbox.journal.new_id()
+    if call.operation_id is not None:
+        judged = _tally(sandbox, req, call, response, entry_id)
+        if judged is not None:
+            outcome, problems = "violation", [*problems, judged]
     started = environ.get(STARTED_KEY)
     elapsed_ms = (time.perf_counter() - started) * 1000 if started is not None else 0.0
     environ[ENTRY_KEY] = sandbox.journal.record(
         {
+            "id": entry_id,
             "time": iso(datetime.now(UTC)),
             "method": req.method,
             "path": path,
@@ -269,3 +278,64 @@ def finish(sandbox: Any, req: Request, call: Call, response: Response) -> Respon
         }
     )
     return response
+
+
+def _tally(
+    sandbox: Any, req: Request, call: Call, response: Response, entry_id: str
+) -> dict[str, Any] | None:
+    """Coverage counts for an operation's answer and, unless --no-behaviour-checks, the
+    retry judgement (sandbox.coverage, sandbox.behaviour): one store call. Returns the
+    request's behaviour problem, if any."""
+    api_key, error, fault = call.api_key, call.error, call.fault_injected
+    tenant = api_key.tenant if api_key else None
+    status = response.status_code
+    code = error.code if error else None
+    bump = sandbox.coverage.keys(tenant, call.operation_id, status, code, fault, call.latency_ms)
+    behaviour = sandbox.behaviour
+    try:
+        if behaviour is None or tenant is None:
+            for key in bump:
+                sandbox.counters.incr(key)
+            return None
+        wrote = 200 <= status < 300 and REGISTERED[call.operation_id].permission == "write"
+        if behaviour.idle(tenant, status, wrote, bump):
+            return None
+        retry_after = response.headers.get("Retry-After") if status in (429, 503) else None
+        problem = behaviour.observe(
+            tenant=tenant,
+            entry_id=entry_id,
+            method=req.method,
+            path=req.path,
+            body=call.body,
+            raw=lambda: _unread_safe_body(req, status),
+            status=status,
+            error_code=code,
+            retry_after=_seconds(retry_after),
+            held_seconds=(call.latency_ms or 0) / 1000,
+            answered=fault is None or fault_kind(fault) not in NOT_ANSWERS,
+            wrote=wrote,
+            bump=bump,
+        )
+        if problem is not None:
+            sandbox.coverage.count_behaviour(tenant, call.operation_id, problem["rule"])
+        return problem
+    except StoreUnavailable:
+        return None  # as the journal: the answer (often the outage's 503) must still be sent
+
+
+def _unread_safe_body(req: Request, status: int) -> bytes:
+    """The body for a fingerprint, never read past the size limit (a 413's is unread)."""
+    if status == 413:
+        return f"413:{req.environ.get('CONTENT_LENGTH')}".encode()
+    try:
+        return raw_body(req)
+    except HTTPException:
+        return b""
+
+
+def _seconds(header: str | None) -> float | None:
+    """Retry-After as seconds (the sandbox sends no HTTP dates; anything else: none)."""
+    try:
+        return float(header) if header else None
+    except ValueError:
+        return None

@@ -1,4 +1,4 @@
-"""Control endpoints for state: clock, reset, export/import, journal and violations."""
+"""Control endpoints for state: clock, reset, export/import, journal, violations, coverage."""
 
 from __future__ import annotations
 
@@ -131,3 +131,16 @@ def requests_journal():
 @blueprint.get("/violations")
 def violations():
     return _journal(violations_only=True)
+
+
+@blueprint.get("/coverage")
+def coverage():
+    sandbox = _sandbox()
+    raw = request.args.get("operations")
+    selected = [name.strip() for name in raw.split(",") if name.strip()] if raw else None
+    unknown = sorted(set(selected or ()) - set(sandbox.coverage.documented))
+    if unknown:
+        raise ValidationFailed(
+            [{"path": "query:operations", "message": f"unknown operation ids: {unknown}"}]
+        )
+    return json_response(sandbox.coverage.report(request.args.get("tenant"), selected))

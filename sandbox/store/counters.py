@@ -1,4 +1,5 @@
-"""Counters and the fault-rule list: the state faults and rate limits keep.
+"""Counters, short bounded lists and the fault-rule list: the state faults, rate limits,
+coverage and retry judgement keep.
 
 One small interface, :class:`Counters`, so that several server processes can share the
 state through Redis later (same methods, atomic there too). :class:`MemoryCounters` is
@@ -11,7 +12,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 
@@ -29,6 +30,29 @@ class Counters(Protocol):
 
     def delete(self, prefix: str) -> int:
         """Remove every counter whose key starts with ``prefix``; return how many."""
+
+    def counts(self, prefix: str) -> dict[str, int]:
+        """Every live counter whose key starts with ``prefix``, by key (a report's read)."""
+
+    def exchange(
+        self,
+        key: str,
+        item: str | None,
+        keep: int,
+        ttl_seconds: float,
+        counts: Sequence[tuple[str, int]] = (),
+    ) -> tuple[list[int], list[str]]:
+        """One atomic step over a bounded list and some counters: add each ``by`` to its
+        counter, read the list at ``key``, then append ``item`` to it (keeping the newest
+        ``keep``; the list expires ``ttl_seconds`` after this write) or, with ``item``
+        None, delete it. Returns the counters' new values and the list as it was.
+
+        Each item is stored as ``"<the last counter's new value> <item>"`` (``0`` with no
+        counters): a reader learns where that counter stood when the item was added."""
+
+    def lists_pending(self) -> bool:
+        """False only when certainly no list is stored (a shared store says True: asking
+        would cost a round trip), so a caller can skip building a key it won't need."""
 
     def add_rule(self, rule: dict[str, Any]) -> None:
         """Append a rule document (it has an ``id``); a rule with the same id is replaced."""
@@ -52,11 +76,15 @@ class MemoryCounters:
 
     _SWEEP_EVERY = 1024
 
-    def __init__(self, now: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, now: Callable[[], float] = time.monotonic, max_lists: int = 10_000) -> None:
         self._now = now
+        # A load test of distinct failing requests must not grow the process without end:
+        # past this many lists the least recently written one goes.
+        self._max_lists = max_lists
         self._values: dict[str, int] = {}
         self._expires: dict[str, float] = {}
         self._rules: dict[str, dict[str, Any]] = {}
+        self._lists: dict[str, tuple[list[str], float]] = {}
         self._lock = threading.Lock()
         self._writes = 0
 
@@ -72,19 +100,46 @@ class MemoryCounters:
         for key in [k for k, at in self._expires.items() if at <= now]:
             self._values.pop(key, None)
             self._expires.pop(key, None)
+        for key in [k for k, (_, at) in self._lists.items() if at <= now]:
+            del self._lists[key]
+
+    def _incr(self, key: str, by: int, ttl_seconds: float | None, now: float) -> int:
+        self._writes += 1
+        if self._writes % self._SWEEP_EVERY == 0:
+            self._sweep(now)  # windows nobody asks about again must still go
+        if not self._live(key, now):
+            self._values[key] = 0
+            if ttl_seconds is not None:
+                self._expires[key] = now + ttl_seconds
+        self._values[key] += by
+        return self._values[key]
 
     def incr(self, key: str, by: int = 1, ttl_seconds: float | None = None) -> int:
         with self._lock:
+            return self._incr(key, by, ttl_seconds, self._now())
+
+    def exchange(
+        self,
+        key: str,
+        item: str | None,
+        keep: int,
+        ttl_seconds: float,
+        counts: Sequence[tuple[str, int]] = (),
+    ) -> tuple[list[int], list[str]]:
+        with self._lock:
             now = self._now()
-            self._writes += 1
-            if self._writes % self._SWEEP_EVERY == 0:
-                self._sweep(now)  # windows nobody asks about again must still go
-            if not self._live(key, now):
-                self._values[key] = 0
-                if ttl_seconds is not None:
-                    self._expires[key] = now + ttl_seconds
-            self._values[key] += by
-            return self._values[key]
+            values = [self._incr(name, by, None, now) for name, by in counts]
+            held = self._lists.pop(key, None)
+            old = held[0] if held is not None and held[1] > now else []
+            if item is not None:
+                tagged = f"{values[-1] if values else 0} {item}"
+                self._lists[key] = ([*old, tagged][-keep:], now + ttl_seconds)
+                if len(self._lists) > self._max_lists:  # dicts keep insertion order
+                    del self._lists[next(iter(self._lists))]
+            return values, old
+
+    def lists_pending(self) -> bool:
+        return bool(self._lists)
 
     def get(self, key: str) -> int:
         with self._lock:
@@ -96,7 +151,16 @@ class MemoryCounters:
             for key in doomed:
                 self._values.pop(key, None)
                 self._expires.pop(key, None)
-            return len(doomed)
+            lists = [key for key in self._lists if key.startswith(prefix)]
+            for key in lists:
+                del self._lists[key]
+            return len(doomed) + len(lists)
+
+    def counts(self, prefix: str) -> dict[str, int]:
+        with self._lock:
+            now = self._now()
+            found = [key for key in self._values if key.startswith(prefix)]
+            return {key: self._values[key] for key in found if self._live(key, now)}
 
     def add_rule(self, rule: dict[str, Any]) -> None:
         with self._lock:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -69,6 +69,25 @@ end
 return value
 """
 
+# KEYS: the list, then the counters; ARGV: item ('' deletes), keep, ttl ms, then each by.
+_EXCHANGE = """
+local values = {}
+for i = 2, #KEYS do
+  values[i - 1] = redis.call('INCRBY', KEYS[i], ARGV[i + 2])
+end
+local old = redis.call('LRANGE', KEYS[1], 0, -1)
+if ARGV[1] == '' then
+  redis.call('DEL', KEYS[1])
+else
+  local tag = 0
+  if #KEYS > 1 then tag = values[#KEYS - 1] end
+  redis.call('RPUSH', KEYS[1], tag .. ' ' .. ARGV[1])
+  redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
+return {values, old}
+"""
+
 _ADD_RULE = """
 redis.call('LREM', KEYS[1], 0, ARGV[1])
 redis.call('RPUSH', KEYS[1], ARGV[1])
@@ -110,6 +129,7 @@ class RedisStore:
         self._add_orders = self._redis.register_script(_ADD_ORDERS)
         self._add_interactions = self._redis.register_script(_ADD_INTERACTIONS)
         self._incr = self._redis.register_script(_INCR)
+        self._exchange = self._redis.register_script(_EXCHANGE)
         self._add_rule = self._redis.register_script(_ADD_RULE)
         self._remove_rule = self._redis.register_script(_REMOVE_RULE)
 
@@ -244,6 +264,36 @@ class RedisStore:
     def delete(self, prefix: str) -> int:
         return self._delete_matching(_glob_escape(f"{self._prefix}c:{prefix}") + "*")
 
+    def counts(self, prefix: str) -> dict[str, int]:
+        start = len(f"{self._prefix}c:")
+        pattern = _glob_escape(f"{self._prefix}c:{prefix}") + "*"
+        keys = list(self._redis.scan_iter(match=pattern, count=500))
+        found: dict[str, int] = {}
+        for at in range(0, len(keys), 500):
+            batch = keys[at : at + 500]
+            for key, value in zip(batch, self._redis.mget(batch), strict=True):
+                if value is not None:  # expired between the scan and the read
+                    found[key[start:]] = int(value)
+        return found
+
+    def exchange(
+        self,
+        key: str,
+        item: str | None,
+        keep: int,
+        ttl_seconds: float,
+        counts: Sequence[tuple[str, int]] = (),
+    ) -> tuple[list[int], list[str]]:
+        counters = f"{self._prefix}c:"
+        values, old = self._exchange(
+            keys=[counters + key, *(counters + name for name, _ in counts)],
+            args=[item or "", keep, max(int(ttl_seconds * 1000), 1), *(by for _, by in counts)],
+        )
+        return [int(v) for v in values], list(old)
+
+    def lists_pending(self) -> bool:
+        return True
+
     def add_rule(self, rule: dict[str, Any]) -> None:
         self._add_rule(
             keys=[f"{self._prefix}rule_ids", f"{self._prefix}rules"],
@@ -292,7 +342,7 @@ def _guarded(method: _Method) -> _Method:
 # Every public method that talks to Redis, so one added later cannot be forgotten
 # (tests/test_store_outage.py checks this too). Not revision(), which never asks Redis:
 # its "success" would end an outage that is still going on.
-_UNGUARDED = {"check_reachable", "revision"}
+_UNGUARDED = {"check_reachable", "revision", "lists_pending"}
 for _name, _member in list(vars(RedisStore).items()):
     if inspect.isfunction(_member) and not _name.startswith("_") and _name not in _UNGUARDED:
         setattr(RedisStore, _name, _guarded(_member))
