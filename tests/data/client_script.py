@@ -8,7 +8,6 @@ import email.utils
 import json
 import os
 import sys
-import time
 import urllib.error
 import urllib.request
 
@@ -29,12 +28,9 @@ def call(path: str, body: dict) -> tuple[int, dict, dict]:
 
 
 def robust() -> None:
-    for attempt in range(2):
-        status, headers, body = call("/api/intelligence/analyze", {"customer_id": "c1"})
-        if status in (429, 503) and attempt == 0:
-            time.sleep(min(int(headers.get("Retry-After", "1")), 2) / 100)
-            continue
-        break
+    # No retry: a script that must finish in seconds falls back instead of waiting out a
+    # Retry-After (retrying sooner would break the contract's retry discipline).
+    status, _, body = call("/api/intelligence/analyze", {"customer_id": "c1"})
     if status == 200:
         advice = (body.get("communication_guidance") or ["no advice"])[0]
         print(advice, body["predictions"]["churn_risk_level"])
