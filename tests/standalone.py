@@ -1,6 +1,6 @@
 """The suite stands alone: no test reads anything beside the repository.
 
-A fresh clone has no siblings (the maintainers' `../shared` exists on no user's machine),
+A fresh clone has no siblings (the maintainers' shared folder exists on no user's machine),
 so a test that opens `<repo>/../anything` passes here and fails for everyone else. An
 audit hook watches every file this process opens and refuses the ones that lie beside
 the repository. It only guards where "beside the repository" means something: when the
