@@ -71,6 +71,15 @@ class Answer:
     def as_dict(self) -> dict[str, Any]:
         return {"status": self.status, "headers": dict(self.headers), "body": self.body}
 
+    @property
+    def error_code(self) -> str | None:
+        """The envelope's code when the answer is an error that carries one."""
+        if self.status < 400 or not isinstance(self.body, dict):
+            return None
+        error = self.body.get("error")
+        code = error.get("code") if isinstance(error, dict) else None
+        return code if isinstance(code, str) else None
+
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> Answer:
         return cls(int(document["status"]), dict(document.get("headers") or {}), document["body"])

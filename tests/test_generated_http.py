@@ -75,6 +75,19 @@ def test_journal_records_the_case_and_the_seed_changes_cases():
     assert client.get("/_sandbox/requests").get_json()["requests"][-1]["case"] is None
 
 
+def test_a_generated_error_is_journaled_and_covered_with_its_code(client):
+    """Coverage names answers by status and code: a generated 401 is the documented
+    `401 INVALID_API_KEY`, not an undocumented bare 401."""
+    response = post(client, {"X-Sandbox-Response": "generated; status=401; case=3"})
+    assert response.status_code == 401
+    code = response.get_json()["error"]["code"]
+    entry = client.get("/_sandbox/requests").get_json()["requests"][-1]
+    assert entry["error_code"] == code
+    analyze = client.get("/_sandbox/coverage").get_json()["operations"]["analyzeCustomer"]
+    assert analyze["answers"][f"401 {code}"] == 1
+    assert analyze["undocumented"] == {}
+
+
 def test_other_operations_and_a_get(client):
     response = client.get(
         "/api/insights/benchmarks/ecommerce",

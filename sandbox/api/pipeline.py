@@ -81,6 +81,7 @@ class Call:
     fault_injected: str | None = None
     error: ApiError | None = None
     case: str | None = None  # the generated case (X-Sandbox-Case) that answered
+    case_error_code: str | None = None  # that case's envelope code, when it is an error
     body: Any = None  # the parsed JSON body: retry judgement's fingerprint
 
 
@@ -266,7 +267,7 @@ def finish(sandbox: Any, req: Request, call: Call, response: Response) -> Respon
             "tenant": api_key.tenant if api_key else None,
             "api_key": redact(key),
             "status": response.status_code,
-            "error_code": error.code if error else None,
+            "error_code": error.code if error else call.case_error_code,
             # Injected latency is held by the server after this; it still counts.
             "duration_ms": round(elapsed_ms + (call.latency_ms or 0), 2),
             "fault_injected": fault,
@@ -289,7 +290,7 @@ def _tally(
     api_key, error, fault = call.api_key, call.error, call.fault_injected
     tenant = api_key.tenant if api_key else None
     status = response.status_code
-    code = error.code if error else None
+    code = error.code if error else call.case_error_code
     bump = sandbox.coverage.keys(tenant, call.operation_id, status, code, fault, call.latency_ms)
     behaviour = sandbox.behaviour
     try:
