@@ -258,7 +258,13 @@ def create_app(
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
     app.after_request(_finish)
-    fast_path = FastPath(
+    # Proxy mode: every /api/ request goes upstream, through the same pipeline steps.
+    path_class = FastPath
+    if settings.upstream is not None:
+        from sandbox.proxy.path import ProxyPath
+
+        path_class = ProxyPath
+    fast_path = path_class(
         app.wsgi_app, sandbox, app.view_functions, app.url_map, settings.max_body_bytes
     )
     app.wsgi_app = NetworkFaults(  # type: ignore[method-assign]

@@ -44,7 +44,7 @@ from sandbox.errors import (
     ValidationFailed,
     envelope,
 )
-from sandbox.journal import ENTRY_KEY, verdict
+from sandbox.journal import ENTRY_KEY, sides, verdict
 from sandbox.netfaults import BODY_KEY, STARTED_KEY
 from sandbox.ratelimit import Quota
 
@@ -82,6 +82,11 @@ class Call:
     error: ApiError | None = None
     case: str | None = None  # the generated case (X-Sandbox-Case) that answered
     body: Any = None  # the parsed JSON body: retry judgement's fingerprint
+    # Proxy mode only (sandbox.proxy): who answered ("upstream" | "sandbox"), and each
+    # side's problems when the exchange went on despite them.
+    source: str | None = None
+    request_problems: list[dict[str, str]] | None = None
+    response_problems: list[dict[str, str]] | None = None
 
 
 def current_call(environ: dict[str, Any]) -> Call:
@@ -163,21 +168,7 @@ def run(
     call.api_key = api_key
     faulting.admit(sandbox, call, api_key)
     sandbox.keyring.require(api_key, permission)
-    body = None
-    contract = sandbox.contract
-    if contract.operation(operation_id).request_validator is not None:
-        body = call.body = _parse(req)
-        strict = sandbox.settings.strict
-        problems = contract.validate_request(operation_id, body, strict=strict)
-        if problems:
-            raise ValidationFailed([p.as_dict() for p in problems])
-        if not strict:
-            # Tolerated, as real servers do, but a client author wants to know.
-            call.warnings = [
-                p.as_dict() for p in contract.unknown_request_fields(operation_id, body)
-            ]
-        # Accepted either way, but the client should know what the sandbox assumed.
-        call.warnings += [p.as_dict() for p in contract.omitted_defaults(operation_id, body)]
+    body = check_body(sandbox, req, call, operation_id)
     decision = faulting.decide(sandbox, req, api_key, body)
     injected = faulting.carry_out(sandbox, req, call, decision, permission, body, path_params)
     if injected is not None:
@@ -197,6 +188,25 @@ def run(
     if decision.fault is not None and decision.fault.kind == "malformed":
         return faulting.malformed(response, call, decision.fault)
     return response
+
+
+def check_body(sandbox: Any, req: Request, call: Call, operation_id: str) -> Any:
+    """The parsed body, checked against the operation's schema (None: it takes none);
+    raises the client's error (415, 400, 422). The proxy (``sandbox.proxy``) shares it."""
+    contract = sandbox.contract
+    if contract.operation(operation_id).request_validator is None:
+        return None
+    body = call.body = _parse(req)
+    strict = sandbox.settings.strict
+    problems = contract.validate_request(operation_id, body, strict=strict)
+    if problems:
+        raise ValidationFailed([p.as_dict() for p in problems])
+    if not strict:
+        # Tolerated, as real servers do, but a client author wants to know.
+        call.warnings = [p.as_dict() for p in contract.unknown_request_fields(operation_id, body)]
+    # Accepted either way, but the client should know what the sandbox assumed.
+    call.warnings += [p.as_dict() for p in contract.omitted_defaults(operation_id, body)]
+    return body
 
 
 def render_error(error: ApiError, call: Call) -> Response:
@@ -254,6 +264,9 @@ def finish(sandbox: Any, req: Request, call: Call, response: Response) -> Respon
         judged = _tally(sandbox, req, call, response, entry_id)
         if judged is not None:
             outcome, problems = "violation", [*problems, judged]
+    proxied = None
+    if call.source is not None:
+        outcome, problems, proxied = sides(outcome, problems, call)
     started = environ.get(STARTED_KEY)
     elapsed_ms = (time.perf_counter() - started) * 1000 if started is not None else 0.0
     environ[ENTRY_KEY] = sandbox.journal.record(
@@ -275,6 +288,7 @@ def finish(sandbox: Any, req: Request, call: Call, response: Response) -> Respon
             # A tuple: with nothing but atomic values the entry is left out of garbage
             # collection, and the journal keeps a thousand of them alive.
             "problems": tuple(problems),
+            **(proxied or {}),
         }
     )
     return response
