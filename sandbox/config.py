@@ -243,6 +243,14 @@ class Settings:
         "KEY",
         command="proxy",
     )
+    fallback: str = _option(
+        "none",
+        "When the upstream lacks a contract operation (404/405/501) or fails: none (pass "
+        "its answer on; a failure is a 503) or sandbox (the sandbox answers instead).",
+        _choice("none", "sandbox"),
+        "MODE",
+        command="proxy",
+    )
     reject_invalid_requests: bool = _option(
         False,
         "Answer an off-contract request with the sandbox's own error (422, 400, 415) "

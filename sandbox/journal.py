@@ -65,6 +65,7 @@ def sides(
         "source": call.source,
         "request_verdict": request_verdict,
         "response_verdict": response_verdict,
+        "fallback": call.fallback,
     }
     return overall, tagged, fields
 

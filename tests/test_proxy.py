@@ -22,6 +22,9 @@ import pytest
 import requests
 
 from contract_tests.sandbox_server import SandboxServer
+from sandbox.docs import DEFAULT_KEY
+from sandbox.proxy.judge import ResponseJudge
+from sandbox.spec import load_contract
 from tests.conftest import ServerProcess, free_port
 from tests.mutants import MUTANTS
 
@@ -253,6 +256,12 @@ class _Scripted(BaseHTTPRequestHandler):
             self.connection.close()
             self.close_connection = True
             return
+        if script == "404":
+            self._send(404, b'{"error":{"code":"ENDPOINT_NOT_FOUND","message":"No."}}')
+            return
+        if script == "501":
+            self._send(501, b"not implemented here", "text/plain")
+            return
         if script == "gzip":
             body = gzip.compress(json.dumps({"archetype": "wrong"}).encode())
             headers = [("Content-Type", "application/json"), ("Content-Encoding", "gzip")]
@@ -272,6 +281,13 @@ class _Scripted(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     do_GET = do_POST = _answer
 
 
@@ -285,18 +301,23 @@ def scripted() -> Iterator[tuple[ThreadingHTTPServer, ServerProcess]]:
     proxy = _proxy(
         f"http://127.0.0.1:{port}", "--upstream-timeout", "0.5", "--upstream-api-key", UPSTREAM_KEY
     )
+    fallback = _proxy(
+        f"http://127.0.0.1:{port}", "--upstream-timeout", "0.5", "--fallback", "sandbox"
+    )
     try:
         proxy.start()
-        yield server, proxy
+        fallback.start()
+        yield server, proxy, fallback
     finally:
-        if proxy.process is not None:
-            proxy.stop()
+        for started in (proxy, fallback):
+            if started.process is not None:
+                started.stop()
         server.shutdown()
         server.server_close()
 
 
 def test_hop_by_hop_headers_stop_at_the_proxy_both_ways(scripted):
-    _, proxy = scripted
+    _, proxy, _ = scripted
     _Scripted.seen.clear()
     answer = _post(
         proxy.url,
@@ -314,7 +335,7 @@ def test_hop_by_hop_headers_stop_at_the_proxy_both_ways(scripted):
 
 
 def test_a_non_json_answer_is_passed_on_and_judged_as_such(scripted):
-    _, proxy = scripted
+    _, proxy, _ = scripted
     answer = _post(proxy.url, OFF_CONTRACT)
     assert answer.status_code == 200
     assert answer.content == b"<html>staging says hello</html>"
@@ -328,7 +349,7 @@ def test_a_non_json_answer_is_passed_on_and_judged_as_such(scripted):
 
 
 def test_a_compressed_answer_goes_back_compressed_and_is_judged_decoded(scripted):
-    _, proxy = scripted
+    _, proxy, _ = scripted
     answer = _post(proxy.url, GOOD, **{"X-Script": "gzip", "Accept-Encoding": "gzip"})
     assert answer.json() == {"archetype": "wrong"}  # requests decoded what came gzipped
     assert answer.headers["Content-Encoding"] == "gzip"
@@ -338,7 +359,7 @@ def test_a_compressed_answer_goes_back_compressed_and_is_judged_decoded(scripted
 
 @pytest.mark.parametrize(("script", "failure"), [("slow", "timeout"), ("reset", "reset")])
 def test_an_upstream_failure_is_a_503_saying_how(scripted, script, failure):
-    _, proxy = scripted
+    _, proxy, _ = scripted
     answer = _post(proxy.url, OFF_CONTRACT, **{"X-Script": script})
     assert answer.status_code == 503
     error = answer.json()["error"]
@@ -365,10 +386,57 @@ def test_the_upstream_key_never_reaches_the_journal_log_or_answers(scripted, pro
         _post(proxy.url, OFF_CONTRACT),
         _post(scripted[1].url, GOOD, **{"X-Script": "reset"}),
         _post(scripted[1].url, GOOD),
+        _post(scripted[2].url, GOOD, key=DEFAULT_KEY, **{"X-Script": "404"}),
     ]
-    for server in (proxy, scripted[1]):
+    for server in (proxy, scripted[1], scripted[2]):
         assert UPSTREAM_KEY not in json.dumps(_journal(server))
         assert UPSTREAM_KEY not in server.output()
     for answer in answers:
         assert UPSTREAM_KEY not in answer.text
         assert UPSTREAM_KEY not in json.dumps(dict(answer.headers))
+
+
+@pytest.mark.parametrize(
+    ("script", "reason"), [("404", "answered 404"), ("501", "answered 501"), ("reset", "reset")]
+)
+def test_fallback_sandbox_answers_what_the_upstream_lacks(scripted, upstream, script, reason):
+    _, _, fallback = scripted
+    answer = _post(fallback.url, GOOD, key=DEFAULT_KEY, **{"X-Script": script})
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["X-Sandbox-Source"] == "sandbox"
+    assert answer.content == _post(upstream.url, GOOD, key=DEFAULT_KEY).content  # the model's
+    assert answer.headers["X-RateLimit-Limit"]  # as serve answers, its headers too
+    entry = _journal(fallback)[-1]
+    assert entry["source"] == "sandbox" and reason in entry["fallback"]
+    assert entry["response_verdict"] == "ok"
+
+
+def test_fallback_answers_as_serve_would_an_unknown_key_or_a_bad_body(scripted):
+    _, _, fallback = scripted
+    stranger = _post(fallback.url, GOOD, key=CLIENT_KEY, **{"X-Script": "404"})
+    assert stranger.status_code == 401
+    assert stranger.json()["error"]["code"] == "INVALID_API_KEY"
+    invalid = _post(fallback.url, OFF_CONTRACT, key=DEFAULT_KEY, **{"X-Script": "404"})
+    assert invalid.status_code == 422
+    assert invalid.headers["X-Sandbox-Source"] == "sandbox"
+
+
+def test_without_fallback_a_missing_endpoint_passes_through_as_a_response_violation(scripted):
+    _, proxy, _ = scripted
+    answer = _post(proxy.url, GOOD, **{"X-Script": "404"})
+    assert answer.status_code == 404
+    assert answer.headers["X-Sandbox-Source"] == "upstream"
+    entry = _journal(proxy)[-1]
+    assert entry["fallback"] is None
+    assert {"path": "/error/code", "side": "response"}.items() <= entry["problems"][0].items()
+
+
+def test_an_operations_own_404_is_a_real_answer_not_a_missing_endpoint():
+    judge = ResponseJudge(load_contract())
+    json_type = [("Content-Type", "application/json")]
+    real = b'{"error":{"code":"CUSTOMER_NOT_FOUND","message":"No such customer."}}'
+    missing = b'{"error":{"code":"ENDPOINT_NOT_FOUND","message":"No."}}'
+    assert judge.is_real_answer("analyzeCustomer", 404, json_type, real)
+    assert not judge.is_real_answer("analyzeCustomer", 404, json_type, missing)
+    assert not judge.is_real_answer("analyzeCustomer", 404, json_type, b"<html>")
+    assert not judge.is_real_answer("analyzeCustomer", 501, json_type, real)

@@ -87,6 +87,7 @@ class Call:
     source: str | None = None
     request_problems: list[dict[str, str]] | None = None
     response_problems: list[dict[str, str]] | None = None
+    fallback: str | None = None  # why the sandbox answered in the upstream's place
 
 
 def current_call(environ: dict[str, Any]) -> Call:
@@ -175,18 +176,33 @@ def run(
         return injected
     if decision.respond is not None:  # never cached: a case is not the persona's answer
         return faulting.respond(sandbox, call, decision.respond, operation_id)
+    return answer(sandbox, req, call, op, api_key.tenant, body, path_params, decision.fault)
+
+
+def answer(
+    sandbox: Any,
+    req: Request,
+    call: Call,
+    op: Operation,
+    tenant: str,
+    body: Any,
+    path_params: dict[str, Any],
+    fault: Any,
+) -> Response:
+    """The view's answer (reads through the answer cache), cut by a ``malformed`` fault.
+    The proxy's fallback (``sandbox.proxy``) answers with it too."""
 
     def compute() -> bytes:
-        return encode(op.view(sandbox.platform, api_key.tenant, body, **path_params))
+        return encode(op.view(sandbox.platform, tenant, body, **path_params))
 
-    if permission == "read":
+    if op.permission == "read":
         raw = raw_body(req) if body is not None else b""
-        payload = sandbox.answers.answer(operation_id, api_key.tenant, raw, path_params, compute)
+        payload = sandbox.answers.answer(op.operation_id, tenant, raw, path_params, compute)
     else:
         payload = compute()
     response = Response(payload, mimetype="application/json")
-    if decision.fault is not None and decision.fault.kind == "malformed":
-        return faulting.malformed(response, call, decision.fault)
+    if fault is not None and fault.kind == "malformed":
+        return faulting.malformed(response, call, fault)
     return response
 
 

@@ -102,6 +102,23 @@ class ResponseJudge:
             )
         return problems
 
+    def is_real_answer(
+        self, operation_id: str, status: int, headers: Iterable[tuple[str, str]], body: bytes
+    ) -> bool:
+        """Whether a 404/405/501 is the operation's own answer (404 CUSTOMER_NOT_FOUND),
+        not an upstream that lacks the operation: the envelope with a code the status
+        documents for it, other than ENDPOINT_NOT_FOUND."""
+        documented = self.answers[operation_id].get(str(status))
+        if documented is None:
+            return False
+        named = {name.lower(): value for name, value in headers}
+        try:
+            document = json.loads(_decoded(body, named.get("content-encoding")))
+        except (ValueError, UnicodeDecodeError, RecursionError, zlib.error):
+            return False
+        code = _error_code(document)
+        return code is not None and code != "ENDPOINT_NOT_FOUND" and code in documented[1]
+
 
 class _Header:
     def __init__(self, name: str, spec: dict[str, Any]) -> None:

@@ -14,6 +14,11 @@ Instead of an answer, it leaves an :class:`Exchange` in the environ
 (``sandbox.proxy.upstream``), then calls :meth:`Exchange.complete` (or ``fail``), which
 judges the answer (``sandbox.proxy.judge``) and runs ``pipeline.finish``: the same
 journal entry, coverage count, retry judgement and access line as ``serve``.
+
+With ``--fallback sandbox``, an upstream that lacks a contract operation (404, 405, 501
+that is not the operation's own answer, such as 404 CUSTOMER_NOT_FOUND) or fails is
+answered for by the sandbox exactly as ``serve`` would: key, rate limit, permission,
+body verdict, then the shared ``pipeline.answer``; the journal says why (``fallback``).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from sandbox.api.pipeline import (
     API_KEY_ENVIRON,
     Call,
     Operation,
+    answer,
     check_body,
     current_call,
     finish,
@@ -51,6 +57,8 @@ VIOLATIONS_HEADER = "X-Sandbox-Violations"
 # The client's own mistakes: forwarded (the upstream answers them its way) unless
 # --reject-invalid-requests, and flagged on the request side either way.
 _CLIENT_ERRORS = ("MALFORMED_JSON", "UNSUPPORTED_MEDIA_TYPE", "VALIDATION_ERROR")
+# What an upstream that lacks an operation answers (--fallback sandbox answers instead).
+FALLBACK_STATUSES = frozenset({404, 405, 501})
 
 
 class ProxyPath(FastPath):
@@ -65,6 +73,7 @@ class ProxyPath(FastPath):
         call = current_call(environ)
         call.source = "sandbox"
         found = self._match(environ)
+        outcome: Response | Exchange
         try:
             if environ.get(BODY_KEY) is None:  # over --max-body-bytes: never read, never sent
                 raise PayloadTooLarge(self.sandbox.settings.max_body_bytes)
@@ -75,28 +84,27 @@ class ProxyPath(FastPath):
                         "message": f"{req.method} {req.path} is not an operation of the contract",
                     }
                 ]
-                response, fault = None, None
+                outcome = Exchange(self, req, call)
             else:
-                response, fault = self._run(req, call, *found)
+                outcome = self._run(req, call, *found)
         except ApiError as error:
-            response, fault = render_error(error, call), None
+            outcome = render_error(error, call)
         except HTTPException as exc:
-            response, fault = http_error(exc, req, call), None
+            outcome = http_error(exc, req, call)
         except Exception:
-            response, fault = unexpected_error(req, call), None
-        if response is None:
-            environ[FORWARD_KEY] = Exchange(self, req, call, fault)
+            outcome = unexpected_error(req, call)
+        if isinstance(outcome, Exchange):
+            environ[FORWARD_KEY] = outcome
             # Stands in for the upstream's answer; only the headers the middleware
-            # around this one adds (CORS) are kept (see Exchange.complete).
+            # around this one adds (CORS) are kept (see server._with_local).
             start_response("204 No Content", [])
             return []
-        return _finished(self.sandbox, req, call, response)(environ, start_response)
+        return _finished(self.sandbox, req, call, outcome)(environ, start_response)
 
     def _run(
         self, req: Request, call: Call, op: Operation, path_params: dict[str, Any]
-    ) -> tuple[Response | None, Fault | None]:
-        """An answer of the sandbox's own, or (None, a malformed fault to apply to the
-        upstream's): forward it."""
+    ) -> Response | Exchange:
+        """An answer of the sandbox's own, or the Exchange to forward."""
         sandbox = self.sandbox
         call.operation_id = op.operation_id
         presented = req.environ.get(API_KEY_ENVIRON)
@@ -104,6 +112,7 @@ class ProxyPath(FastPath):
         if not presented:
             missing = {"path": "header:X-API-Key", "message": "Missing API key."}
             call.request_problems = [missing]
+        invalid = None
         try:
             body = check_body(sandbox, req, call, op.operation_id)
         except ApiError as error:
@@ -111,7 +120,7 @@ class ProxyPath(FastPath):
                 raise
             _, found = verdict(error, [], key_sent=True, fault_injected=None)
             call.request_problems = [*(call.request_problems or []), *found]
-            body = call.body
+            body, invalid = call.body, error
         # A key the sandbox does not know still has faults and latency decided for it.
         stand_in = call.api_key or ApiKey(key=presented or "", tenant="", permissions=frozenset())
         decision = faulting.decide(sandbox, req, stand_in, body)
@@ -119,23 +128,38 @@ class ProxyPath(FastPath):
             sandbox, req, call, decision, op.permission, body, path_params
         )
         if injected is not None:
-            return injected, None
+            return injected
         if decision.respond is not None:
-            return faulting.respond(sandbox, call, decision.respond, op.operation_id), None
+            return faulting.respond(sandbox, call, decision.respond, op.operation_id)
         fault = decision.fault
-        return None, fault if fault is not None and fault.kind == "malformed" else None
+        malformed = fault if fault is not None and fault.kind == "malformed" else None
+        return Exchange(self, req, call, op, path_params, body, invalid, malformed)
 
 
 class Exchange:
     """A request on its way upstream: what finishing it needs once the answer is in."""
 
-    __slots__ = ("path", "req", "call", "fault")
+    __slots__ = ("path", "req", "call", "op", "path_params", "body", "invalid", "fault")
 
-    def __init__(self, path: ProxyPath, req: Request, call: Call, fault: Fault | None) -> None:
+    def __init__(
+        self,
+        path: ProxyPath,
+        req: Request,
+        call: Call,
+        op: Operation | None = None,
+        path_params: dict[str, Any] | None = None,
+        body: Any = None,
+        invalid: ApiError | None = None,
+        fault: Fault | None = None,
+    ) -> None:
         self.path = path
         self.req = req
         self.call = call
-        self.fault = fault
+        self.op = op  # None: a path outside the contract
+        self.path_params = path_params or {}
+        self.body = body
+        self.invalid = invalid  # the sandbox's own error for the body, if it broke the schema
+        self.fault = fault  # a malformed fault: cut the answer
 
     def complete(
         self, status: int, headers: list[tuple[str, str]], body: bytes
@@ -143,23 +167,57 @@ class Exchange:
         """The upstream's answer, judged and journaled; returned unchanged but for the
         X-Sandbox-* headers (and a malformed fault, when one was asked for)."""
         call = self.call
+        judge = self.path.judge
+        if self.op is not None and self._falls_back(status):
+            if not judge.is_real_answer(self.op.operation_id, status, headers, body):
+                return self._fallback(f"the upstream answered {status}")
         call.source = "upstream"
         if call.operation_id is not None:
-            call.response_problems = self.path.judge.judge(call.operation_id, status, headers, body)
+            call.response_problems = judge.judge(call.operation_id, status, headers, body)
         response = Response(body, status=status)
         response.headers = Headers(headers)
         if self.fault is not None:
             response = faulting.malformed(response, call, self.fault)
-        _finished(self.path.sandbox, self.req, call, response)
-        return response.status_code, response.headers.to_wsgi_list(), response.get_data()
+        return _sent(_finished(self.path.sandbox, self.req, call, response))
 
     def fail(
         self, upstream: str, failure: str, reason: str
     ) -> tuple[int, list[tuple[str, str]], bytes]:
-        """The upstream did not answer (``failure``: refused, timeout, reset...)."""
+        """The upstream did not answer (``failure``: unreachable, timeout, reset...)."""
+        if self.op is not None and self._falls_back(None):
+            return self._fallback(f"the upstream failed ({failure}: {reason[:120]})")
         response = render_error(UpstreamUnavailable(upstream, failure, reason), self.call)
-        _finished(self.path.sandbox, self.req, self.call, response)
-        return response.status_code, response.headers.to_wsgi_list(), response.get_data()
+        return _sent(_finished(self.path.sandbox, self.req, self.call, response))
+
+    def _falls_back(self, status: int | None) -> bool:
+        fallback = self.path.sandbox.settings.fallback == "sandbox"
+        return fallback and (status is None or status in FALLBACK_STATUSES)
+
+    def _fallback(self, reason: str) -> tuple[int, list[tuple[str, str]], bytes]:
+        """The sandbox's own answer, as ``serve`` gives it: its key check, rate limit,
+        permission and body verdict, then the view (the faults were decided already)."""
+        sandbox, req, call, op = self.path.sandbox, self.req, self.call, self.op
+        assert op is not None
+        call.source, call.fallback = "sandbox", reason
+        try:
+            api_key = sandbox.keyring.authenticate(req.environ.get(API_KEY_ENVIRON))
+            call.api_key = api_key
+            faulting.admit(sandbox, call, api_key)
+            sandbox.keyring.require(api_key, op.permission)
+            if self.invalid is not None:
+                raise self.invalid
+            response = answer(
+                sandbox, req, call, op, api_key.tenant, self.body, self.path_params, self.fault
+            )
+        except ApiError as error:
+            response = render_error(error, call)
+        except Exception:
+            response = unexpected_error(req, call)
+        return _sent(_finished(sandbox, req, call, response))
+
+
+def _sent(response: Response) -> tuple[int, list[tuple[str, str]], bytes]:
+    return response.status_code, response.headers.to_wsgi_list(), response.get_data()
 
 
 def _known(sandbox: Any, presented: str | None) -> ApiKey | None:
