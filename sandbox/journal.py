@@ -67,6 +67,8 @@ def sides(
         "response_verdict": response_verdict,
         "fallback": call.fallback,
     }
+    if call.upstream_code is not None:  # the upstream's own error: no ApiError of ours
+        fields["error_code"] = call.upstream_code
     return overall, tagged, fields
 
 

@@ -93,6 +93,8 @@ def test_the_upstream_answers_its_own_errors(proxy):
     assert answer.headers["X-Sandbox-Source"] == "upstream"
     entry = _journal(proxy)[-1]
     assert entry["response_verdict"] == "ok", entry
+    assert entry["error_code"] == "INDUSTRY_NOT_FOUND"  # the upstream's code, journaled
+    assert "404 INDUSTRY_NOT_FOUND" in proxy.output()
     # The client sent no key: its side broke the contract, whatever the upstream did.
     assert entry["request_verdict"] == "violation"
     assert entry["problems"][0] == {

@@ -88,6 +88,7 @@ class Call:
     request_problems: list[dict[str, str]] | None = None
     response_problems: list[dict[str, str]] | None = None
     fallback: str | None = None  # why the sandbox answered in the upstream's place
+    upstream_code: str | None = None  # the error code in the upstream's envelope
 
 
 def current_call(environ: dict[str, Any]) -> Call:

@@ -102,6 +102,15 @@ class ResponseJudge:
             )
         return problems
 
+    @staticmethod
+    def error_code(headers: Iterable[tuple[str, str]], body: bytes) -> str | None:
+        """The code of an error envelope, if the body is one."""
+        named = {name.lower(): value for name, value in headers}
+        try:
+            return _error_code(json.loads(_decoded(body, named.get("content-encoding"))))
+        except (ValueError, UnicodeDecodeError, RecursionError, zlib.error):
+            return None
+
     def is_real_answer(
         self, operation_id: str, status: int, headers: Iterable[tuple[str, str]], body: bytes
     ) -> bool:
@@ -111,12 +120,7 @@ class ResponseJudge:
         documented = self.answers[operation_id].get(str(status))
         if documented is None:
             return False
-        named = {name.lower(): value for name, value in headers}
-        try:
-            document = json.loads(_decoded(body, named.get("content-encoding")))
-        except (ValueError, UnicodeDecodeError, RecursionError, zlib.error):
-            return False
-        code = _error_code(document)
+        code = self.error_code(headers, body)
         return code is not None and code != "ENDPOINT_NOT_FOUND" and code in documented[1]
 
 

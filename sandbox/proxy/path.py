@@ -172,6 +172,8 @@ class Exchange:
             if not judge.is_real_answer(self.op.operation_id, status, headers, body):
                 return self._fallback(f"the upstream answered {status}")
         call.source = "upstream"
+        if status >= 400:
+            call.upstream_code = judge.error_code(headers, body)
         if call.operation_id is not None:
             call.response_problems = judge.judge(call.operation_id, status, headers, body)
         response = Response(body, status=status)
