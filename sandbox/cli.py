@@ -106,10 +106,13 @@ def _serve(overrides: dict[str, Any], command: str) -> int:
 
     try:
         settings = Settings.from_sources(os.environ, overrides)
-        if command == "serve":  # a QUIMBI_SANDBOX_UPSTREAM left in the environment
-            settings = settings.replace(upstream=None)
-        elif settings.upstream is None:
-            raise ConfigError(f"proxy needs --upstream URL (or {ENV_PREFIX}UPSTREAM)")
+        # A setting of the other command left in the environment is not this one's.
+        if command == "serve":
+            settings = settings.replace(upstream=None, record=None)
+        else:
+            settings = settings.replace(replay=None)
+            if settings.upstream is None:
+                raise ConfigError(f"proxy needs --upstream URL (or {ENV_PREFIX}UPSTREAM)")
         from sandbox.app import create_app  # imported late: --help stays fast
 
         app = create_app(settings)

@@ -251,6 +251,20 @@ class Settings:
         "MODE",
         command="proxy",
     )
+    record: Path | None = _option(
+        None,
+        "Append every exchange to this file as one JSON line (keys redacted; see README).",
+        Path,
+        "FILE",
+        command="proxy",
+    )
+    replay: Path | None = _option(
+        None,
+        "Answer requests matching one a --record FILE holds with its recorded answer.",
+        Path,
+        "FILE",
+        command="serve",
+    )
     reject_invalid_requests: bool = _option(
         False,
         "Answer an off-contract request with the sandbox's own error (422, 400, 415) "

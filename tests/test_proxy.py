@@ -442,3 +442,55 @@ def test_an_operations_own_404_is_a_real_answer_not_a_missing_endpoint():
     assert not judge.is_real_answer("analyzeCustomer", 404, json_type, missing)
     assert not judge.is_real_answer("analyzeCustomer", 404, json_type, b"<html>")
     assert not judge.is_real_answer("analyzeCustomer", 501, json_type, real)
+
+
+def test_record_then_replay_a_session(scripted, tmp_path):
+    server, _, _ = scripted
+    recording = tmp_path / "staging.jsonl"
+    upstream = f"http://127.0.0.1:{server.server_address[1]}"
+    with _proxy(upstream, "--record", str(recording), "--upstream-api-key", UPSTREAM_KEY) as proxy:
+        staged = _post(proxy.url, GOOD, key=DEFAULT_KEY)
+        _post(proxy.url, GOOD, key=DEFAULT_KEY, **{"X-Script": "404"})
+        with pytest.raises(requests.ConnectionError):
+            _post(proxy.url, OFF_CONTRACT, key=DEFAULT_KEY, **{"X-Sandbox-Fault": "reset"})
+    lines = [json.loads(line) for line in recording.read_text().splitlines()]
+    assert len(lines) == 2  # a dropped connection had no answer to record
+    first = lines[0]
+    assert first["format"] == "quimbi-sandbox-recording/1"
+    assert first["match"] == {
+        "method": "POST",
+        "path": ANALYZE,
+        "tenant": "linda_quilting",  # the tenant of qpk_test_sandbox
+        "body": json.dumps(GOOD, sort_keys=True, separators=(",", ":")),
+    }
+    assert first["response"]["status"] == 200
+    assert first["response"]["body"] == staged.text
+    assert (first["source"], first["response_verdict"]) == ("upstream", "violation")
+    sent_key = dict(first["request"]["headers"])["X-Api-Key"]
+    assert sent_key != DEFAULT_KEY and sent_key.endswith("…")
+    assert UPSTREAM_KEY not in recording.read_text()
+    with ServerProcess("--replay", str(recording)) as replaying:
+        reordered = {"context": {}, "customer_id": "test_customer_high_ltv"}
+        again = _post(replaying.url, reordered, key=DEFAULT_KEY)
+        assert (again.status_code, again.text) == (200, staged.text)  # staging's, not ours
+        assert again.headers["X-RateLimit-Limit"]  # the sandbox's own limits
+        assert "X-Sandbox-Source" not in again.headers
+        other = _post(replaying.url, {"customer_id": "someone_else"}, key=DEFAULT_KEY)
+        assert other.json()["customer_id"] == "someone_else"  # from the model
+        entries = _journal(replaying)
+        assert [e["case"] for e in entries] == ["replay:1", None]
+
+
+def test_a_bad_replay_file_stops_serve(tmp_path):
+    import subprocess
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"format": "quimbi-sandbox-recording/0"}\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "sandbox", "serve", "--port", "1", "--replay", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2
+    assert "line 1" in done.stderr and "quimbi-sandbox-recording/1" in done.stderr

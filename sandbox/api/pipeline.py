@@ -177,6 +177,10 @@ def run(
         return injected
     if decision.respond is not None:  # never cached: a case is not the persona's answer
         return faulting.respond(sandbox, call, decision.respond, operation_id)
+    if sandbox.replay is not None:
+        replayed = _replayed(sandbox, req, call, api_key.tenant)
+        if replayed is not None:
+            return replayed
     return answer(sandbox, req, call, op, api_key.tenant, body, path_params, decision.fault)
 
 
@@ -205,6 +209,16 @@ def answer(
     if fault is not None and fault.kind == "malformed":
         return faulting.malformed(response, call, fault)
     return response
+
+
+def _replayed(sandbox: Any, req: Request, call: Call, tenant: str) -> Response | None:
+    """--replay: the recorded answer to this case, if there is one (sandbox.proxy.recording)."""
+    found = sandbox.replay.answer(sandbox.counters, req.method, req.path, tenant, raw_body(req))
+    if found is None:
+        return None
+    status, headers, body, line = found
+    call.case = f"replay:{line}"
+    return Response(body, status=status, headers=headers)
 
 
 def check_body(sandbox: Any, req: Request, call: Call, operation_id: str) -> Any:

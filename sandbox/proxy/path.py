@@ -49,8 +49,9 @@ from sandbox.cors import API_PREFIX
 from sandbox.errors import ApiError, InvalidApiKey, PayloadTooLarge, UpstreamUnavailable
 from sandbox.faults import Fault
 from sandbox.journal import ENTRY_KEY, verdict
-from sandbox.netfaults import BODY_KEY, FORWARD_KEY
+from sandbox.netfaults import BODY_KEY, ENVIRON_KEY, FORWARD_KEY
 from sandbox.proxy.judge import ResponseJudge
+from sandbox.proxy.recording import Recorder, exchange_line
 
 SOURCE_HEADER = "X-Sandbox-Source"
 VIOLATIONS_HEADER = "X-Sandbox-Violations"
@@ -65,6 +66,8 @@ class ProxyPath(FastPath):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.judge = ResponseJudge(self.sandbox.contract)
+        record = self.sandbox.settings.record
+        self.recorder = Recorder(record) if record is not None else None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]):
         if not environ.get("PATH_INFO", "").startswith(API_PREFIX):
@@ -99,7 +102,7 @@ class ProxyPath(FastPath):
             # around this one adds (CORS) are kept (see server._with_local).
             start_response("204 No Content", [])
             return []
-        return _finished(self.sandbox, req, call, outcome)(environ, start_response)
+        return _finished(self.sandbox, req, call, outcome, self.recorder)(environ, start_response)
 
     def _run(
         self, req: Request, call: Call, op: Operation, path_params: dict[str, Any]
@@ -180,7 +183,7 @@ class Exchange:
         response.headers = Headers(headers)
         if self.fault is not None:
             response = faulting.malformed(response, call, self.fault)
-        return _sent(_finished(self.path.sandbox, self.req, call, response))
+        return _sent(_finished(self.path.sandbox, self.req, call, response, self.path.recorder))
 
     def fail(
         self, upstream: str, failure: str, reason: str
@@ -189,7 +192,9 @@ class Exchange:
         if self.op is not None and self._falls_back(None):
             return self._fallback(f"the upstream failed ({failure}: {reason[:120]})")
         response = render_error(UpstreamUnavailable(upstream, failure, reason), self.call)
-        return _sent(_finished(self.path.sandbox, self.req, self.call, response))
+        return _sent(
+            _finished(self.path.sandbox, self.req, self.call, response, self.path.recorder)
+        )
 
     def _falls_back(self, status: int | None) -> bool:
         fallback = self.path.sandbox.settings.fallback == "sandbox"
@@ -215,7 +220,7 @@ class Exchange:
             response = render_error(error, call)
         except Exception:
             response = unexpected_error(req, call)
-        return _sent(_finished(sandbox, req, call, response))
+        return _sent(_finished(sandbox, req, call, response, self.path.recorder))
 
 
 def _sent(response: Response) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -229,12 +234,38 @@ def _known(sandbox: Any, presented: str | None) -> ApiKey | None:
         return None
 
 
-def _finished(sandbox: Any, req: Request, call: Call, response: Response) -> Response:
+def _finished(
+    sandbox: Any, req: Request, call: Call, response: Response, recorder: Recorder | None
+) -> Response:
     finish(sandbox, req, call, response)
     response.headers[SOURCE_HEADER] = call.source or "sandbox"
-    entry = req.environ.get(ENTRY_KEY) or {}
+    environ = req.environ
+    entry = environ.get(ENTRY_KEY) or {}
     broken = [
         p for p in entry.get("problems", ()) if entry.get(f"{p.get('side')}_verdict") == "violation"
     ]
     response.headers[VIOLATIONS_HEADER] = str(len(broken))
+    if recorder is not None and ENVIRON_KEY not in environ:  # a dropped connection: no answer
+        recorder.write(
+            exchange_line(
+                method=req.method,
+                path=req.path,
+                query=environ.get("QUERY_STRING", ""),
+                tenant=call.api_key.tenant if call.api_key else None,
+                request_headers=_request_headers(environ),
+                request_body=environ.get(BODY_KEY) or b"",
+                status=response.status_code,
+                response_headers=response.headers.to_wsgi_list(),
+                response_body=response.get_data(),
+                entry=entry,
+            )
+        )
     return response
+
+
+def _request_headers(environ: dict[str, Any]) -> list[tuple[str, str]]:
+    headers = [("Content-Type", environ["CONTENT_TYPE"])] if environ.get("CONTENT_TYPE") else []
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            headers.append((key[5:].replace("_", "-").title(), value))
+    return headers
