@@ -95,6 +95,9 @@ def test_the_upstream_answers_its_own_errors(proxy):
     assert entry["response_verdict"] == "ok", entry
     assert entry["error_code"] == "INDUSTRY_NOT_FOUND"  # the upstream's code, journaled
     assert "404 INDUSTRY_NOT_FOUND" in proxy.output()
+    coverage = requests.get(f"{proxy.url}/_sandbox/coverage", timeout=5).json()
+    answers = coverage["operations"]["getIndustryBenchmarks"]["answers"]
+    assert answers["404 INDUSTRY_NOT_FOUND"] >= 1  # counted as the answer it was
     # The client sent no key: its side broke the contract, whatever the upstream did.
     assert entry["request_verdict"] == "violation"
     assert entry["problems"][0] == {
@@ -494,3 +497,12 @@ def test_a_bad_replay_file_stops_serve(tmp_path):
     )
     assert done.returncode == 2
     assert "line 1" in done.stderr and "quimbi-sandbox-recording/1" in done.stderr
+
+
+def test_proxy_mode_under_another_wsgi_server_says_it_cannot_forward():
+    from sandbox.app import create_app
+
+    client = create_app(upstream="http://127.0.0.1:1").test_client()
+    answer = client.post(ANALYZE, json=GOOD, headers={"X-API-Key": DEFAULT_KEY})
+    assert answer.status_code == 500
+    assert "quimbi-sandbox proxy" in answer.get_json()["error"]["message"]

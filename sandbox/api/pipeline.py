@@ -334,7 +334,7 @@ def _tally(
     api_key, error, fault = call.api_key, call.error, call.fault_injected
     tenant = api_key.tenant if api_key else None
     status = response.status_code
-    code = error.code if error else None
+    code = error.code if error else call.upstream_code  # proxy: the upstream's own
     bump = sandbox.coverage.keys(tenant, call.operation_id, status, code, fault, call.latency_ms)
     behaviour = sandbox.behaviour
     try:

@@ -46,10 +46,16 @@ from sandbox.api.pipeline import (
 )
 from sandbox.auth import ApiKey
 from sandbox.cors import API_PREFIX
-from sandbox.errors import ApiError, InvalidApiKey, PayloadTooLarge, UpstreamUnavailable
+from sandbox.errors import (
+    ApiError,
+    InternalError,
+    InvalidApiKey,
+    PayloadTooLarge,
+    UpstreamUnavailable,
+)
 from sandbox.faults import Fault
 from sandbox.journal import ENTRY_KEY, verdict
-from sandbox.netfaults import BODY_KEY, ENVIRON_KEY, FORWARD_KEY
+from sandbox.netfaults import BODY_KEY, ENVIRON_KEY, FORWARD_KEY, SERVER_CARRIES_OUT
 from sandbox.proxy.judge import ResponseJudge
 from sandbox.proxy.recording import Recorder, exchange_line
 
@@ -78,6 +84,9 @@ class ProxyPath(FastPath):
         found = self._match(environ)
         outcome: Response | Exchange
         try:
+            if not environ.get(SERVER_CARRIES_OUT):
+                # werkzeug or gunicorn would send the stand-in below: nobody forwards.
+                raise InternalError("Proxy mode forwards only on quimbi-sandbox proxy's server.")
             if environ.get(BODY_KEY) is None:  # over --max-body-bytes: never read, never sent
                 raise PayloadTooLarge(self.sandbox.settings.max_body_bytes)
             if found is None:
