@@ -85,6 +85,13 @@ def test_forwards_with_the_upstream_key_and_returns_the_answer_unchanged(proxy, 
     assert f"Proxy        /api/ -> {upstream.url} (timeout 10 s" in proxy.output()
 
 
+def test_cors_headers_are_the_proxys_own(proxy):
+    answer = _post(proxy.url, GOOD, Origin="http://localhost:3000")
+    assert answer.status_code == 200
+    assert answer.headers["Access-Control-Allow-Origin"] == "*"  # once, not "*, *"
+    assert answer.headers["X-Sandbox-Source"] == "upstream"
+
+
 def test_the_upstream_answers_its_own_errors(proxy):
     answer = requests.get(proxy.url + "/api/insights/benchmarks/atlantis", timeout=10)
     # No key reached the upstream's check? It did: the proxy sends its own.
