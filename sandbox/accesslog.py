@@ -172,6 +172,9 @@ class AccessLog:
             message = message[: _MESSAGE_CHARS - 1] + "…"
         pointer = first.get("path", "")
         text = f"{pointer}: {message}" if pointer else message
+        side = first.get("side")  # proxy mode: who broke it, the client or the upstream
+        if side is not None:
+            text = f"{side} {text}"
         if verdict == "warning":
             text = f"warning {text}"
         if len(problems) > 1:
@@ -265,6 +268,12 @@ def banner(settings: Settings, version: str, url: str, default_key: str) -> str:
         f"  API docs     {url}/docs",
         f"  API key      X-API-Key: {default_key} (the README lists the others; --keys adds)",
     ]
+    if settings.upstream is not None:
+        swapped = ", its key swapped in" if settings.upstream_api_key else ""
+        lines.append(
+            f"  Proxy        /api/ -> {settings.upstream} (timeout "
+            f"{settings.upstream_timeout:g} s{swapped}); /_sandbox/violations?side=response"
+        )
     if settings.control:
         guard = " (Authorization: Bearer <admin token>)" if settings.admin_token else ""
         lines.append(f"  Control API  {url}/_sandbox/ (requests, violations, faults, reset){guard}")

@@ -49,6 +49,7 @@ from sandbox.netfaults import NetworkFaults
 from sandbox.personas.insights import load_benchmarks
 from sandbox.personas.model import CustomerModel, load_magic_customers
 from sandbox.platform import Platform
+from sandbox.proxy.recording import REPLAY_PREFIX, RecordingError, Replay
 from sandbox.ratelimit import RateLimiter, parse_rate_limit
 from sandbox.resources import fixtures_dir
 from sandbox.spec import Contract, load_contract
@@ -76,6 +77,7 @@ class Sandbox:
     generator: AnswerGenerator
     coverage: Coverage
     behaviour: Behaviour | None  # None with --no-behaviour-checks
+    replay: Replay | None = None  # serve --replay FILE
 
     def reset(self, tenant: str | None = None) -> None:
         """Back to how the sandbox started: one tenant's data, flaky counters and rate-limit
@@ -85,6 +87,7 @@ class Sandbox:
         self.faults.reset_customers(tenant)
         if tenant is None:
             self.counters.delete(GENERATED_CASE_PREFIX)
+            self.counters.delete(REPLAY_PREFIX)
         self.coverage.reset(tenant)
         if self.behaviour is not None:
             self.behaviour.reset(tenant)
@@ -185,6 +188,11 @@ def build_sandbox(settings: Settings, rate_limit_clock: Callable[[], float] = ti
     )
     if settings.state is not None:
         load_state_file(sandbox, settings.state)
+    if settings.replay is not None:
+        try:
+            sandbox.replay = Replay(settings.replay)
+        except RecordingError as exc:
+            raise ConfigError(str(exc)) from None
     return sandbox
 
 
@@ -258,7 +266,13 @@ def create_app(
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
     app.after_request(_finish)
-    fast_path = FastPath(
+    # Proxy mode: every /api/ request goes upstream, through the same pipeline steps.
+    path_class = FastPath
+    if settings.upstream is not None:
+        from sandbox.proxy.path import ProxyPath
+
+        path_class = ProxyPath
+    fast_path = path_class(
         app.wsgi_app, sandbox, app.view_functions, app.url_map, settings.max_body_bytes
     )
     app.wsgi_app = NetworkFaults(  # type: ignore[method-assign]

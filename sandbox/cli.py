@@ -1,4 +1,4 @@
-"""`quimbi-sandbox serve|healthcheck ...`: flags built from Settings, so each is also an env var."""
+"""`quimbi-sandbox serve|proxy|healthcheck ...`: flags built from Settings (each an env var)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sandbox.auth import KeyFileError
 from sandbox.config import ENV_PREFIX, ConfigError, Settings
 from sandbox.healthcheck import health_url, probe
 
-COMMANDS = ("serve", "healthcheck")
+COMMANDS = ("serve", "proxy", "healthcheck")
 # The only settings a health check needs: where the server listens.
 _HEALTHCHECK_SETTINGS = ("host", "port")
 
@@ -32,7 +32,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve the sandbox. Every flag can also be set by the environment "
         f"variable shown ({ENV_PREFIX}<NAME>); a flag wins over the variable.",
     )
-    _add_setting_flags(serve, Settings.option_fields())
+    _add_setting_flags(serve, Settings.option_fields("serve"))
+    proxy = commands.add_parser(
+        "proxy",
+        help="Forward /api/ to --upstream URL, checking both sides against the contract.",
+        description="Forward every /api/ request to the platform at --upstream and its "
+        "answer back, judging both against openapi.yaml in the journal "
+        "(/_sandbox/violations?side=request|response). Takes serve's flags too; every "
+        f"flag can also be set by its environment variable ({ENV_PREFIX}<NAME>).",
+    )
+    _add_setting_flags(proxy, Settings.option_fields("proxy"))
     healthcheck = commands.add_parser(
         "healthcheck",
         help="Exit 0 if the sandbox these settings describe answers its health check, else 1.",
@@ -89,14 +98,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if args.command == "healthcheck":
         return _healthcheck(overrides)
-    return _serve(overrides)
+    return _serve(overrides, args.command)
 
 
-def _serve(overrides: dict[str, Any]) -> int:
+def _serve(overrides: dict[str, Any], command: str) -> int:
     from sandbox.fault_rules import FaultRuleError  # imported late, like the app
 
     try:
         settings = Settings.from_sources(os.environ, overrides)
+        # A setting of the other command left in the environment is not this one's.
+        if command == "serve":
+            settings = settings.replace(upstream=None, record=None)
+        else:
+            settings = settings.replace(replay=None)
+            if settings.upstream is None:
+                raise ConfigError(f"proxy needs --upstream URL (or {ENV_PREFIX}UPSTREAM)")
         from sandbox.app import create_app  # imported late: --help stays fast
 
         app = create_app(settings)

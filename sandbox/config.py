@@ -94,10 +94,29 @@ def _cors_origins(text: str) -> str:
     return parse_origins(text)
 
 
+def _upstream_url(text: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(text)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL such as https://staging.example")
+    if parts.username or parts.password:
+        raise ValueError("must not hold credentials (use --upstream-api-key)")
+    return text.rstrip("/")
+
+
 def _option(
-    default: Any, help: str, parse: Callable[[str], Any] = str, metavar: str | None = None
+    default: Any,
+    help: str,
+    parse: Callable[[str], Any] = str,
+    metavar: str | None = None,
+    command: str | None = None,
 ) -> Any:
-    return field(default=default, metadata={"help": help, "parse": parse, "metavar": metavar})
+    """``command``: the one subcommand whose parser has the flag (None: serve and proxy)."""
+    return field(
+        default=default,
+        metadata={"help": help, "parse": parse, "metavar": metavar, "command": command},
+    )
 
 
 @dataclass(frozen=True)
@@ -203,9 +222,64 @@ class Settings:
         "SOURCE",
     )
 
+    upstream: str | None = _option(
+        None,
+        "The platform the proxy forwards every /api/ request to (http:// or https:// URL).",
+        _upstream_url,
+        "URL",
+        command="proxy",
+    )
+    upstream_timeout: float = _option(
+        10.0,
+        "Longest the proxy waits for the upstream's whole answer, in seconds (then 503).",
+        _positive_float,
+        "SECONDS",
+        command="proxy",
+    )
+    upstream_api_key: str | None = _option(
+        None,
+        "The key the proxy sends upstream in place of the client's X-API-Key.",
+        str,
+        "KEY",
+        command="proxy",
+    )
+    fallback: str = _option(
+        "none",
+        "When the upstream lacks a contract operation (404/405/501) or fails: none (pass "
+        "its answer on; a failure is a 503) or sandbox (the sandbox answers instead).",
+        _choice("none", "sandbox"),
+        "MODE",
+        command="proxy",
+    )
+    record: Path | None = _option(
+        None,
+        "Append every exchange to this file as one JSON line (keys redacted; see README).",
+        Path,
+        "FILE",
+        command="proxy",
+    )
+    replay: Path | None = _option(
+        None,
+        "Answer requests matching one a --record FILE holds with its recorded answer.",
+        Path,
+        "FILE",
+        command="serve",
+    )
+    reject_invalid_requests: bool = _option(
+        False,
+        "Answer an off-contract request with the sandbox's own error (422, 400, 415) "
+        "instead of forwarding it.",
+        _bool,
+        command="proxy",
+    )
+
     @classmethod
-    def option_fields(cls) -> list[dataclasses.Field[Any]]:
-        return list(dataclasses.fields(cls))
+    def option_fields(cls, command: str | None = None) -> list[dataclasses.Field[Any]]:
+        """Every setting, or those ``command``'s parser offers."""
+        every = list(dataclasses.fields(cls))
+        if command is None:
+            return every
+        return [o for o in every if o.metadata["command"] in (None, command)]
 
     @classmethod
     def from_sources(

@@ -216,6 +216,21 @@ class StoreUnavailable(ServiceUnavailable):
         self.details = {**(self.details or {}), "store": store}
 
 
+class UpstreamUnavailable(ServiceUnavailable):
+    """The proxy's upstream failed (refused, timed out, reset); ``failure`` says which."""
+
+    default_message = "The upstream platform did not answer. Retry after Retry-After seconds."
+
+    def __init__(self, upstream: str, failure: str, reason: str, retry_after: int = 1) -> None:
+        super().__init__(retry_after=retry_after)
+        self.details = {
+            **(self.details or {}),
+            "upstream": upstream,
+            "failure": failure,
+            "reason": reason[:200],
+        }
+
+
 def envelope(error: ApiError) -> dict[str, Any]:
     """The documented body for ``error``; ``details`` only when there are any."""
     body: dict[str, Any] = {"code": error.code, "message": error.message}

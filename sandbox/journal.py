@@ -48,6 +48,28 @@ def verdict(
     return "ok", []
 
 
+def sides(
+    outcome: str, problems: list[dict[str, Any]], call: Any
+) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
+    """A proxied exchange's verdict: each problem tagged with the side that broke the
+    contract ("request": the client; "response": the upstream), and each side's verdict.
+    ``call.request_problems`` are those of a request forwarded despite them."""
+    asked = call.request_problems
+    request_verdict, request = ("violation", asked) if asked else (outcome, problems)
+    answered = call.response_problems or []
+    response_verdict = "violation" if answered else "ok"
+    tagged = [{**p, "side": "request"} for p in request]
+    tagged += [{**p, "side": "response"} for p in answered]
+    overall = "violation" if "violation" in (request_verdict, response_verdict) else outcome
+    fields = {
+        "source": call.source,
+        "request_verdict": request_verdict,
+        "response_verdict": response_verdict,
+        "fallback": call.fallback,
+    }
+    return overall, tagged, fields
+
+
 class Journal:
     """Appends entries with a per-process unique id; reads filter by tenant and time."""
 
@@ -80,7 +102,10 @@ class Journal:
         tenant: str | None = None,
         since: datetime | None = None,
         violations_only: bool = False,
+        side: str | None = None,
     ) -> list[dict[str, Any]]:
+        """``side`` ("request" | "response"): only entries that side broke; an entry
+        of ``serve`` has one side, the request."""
         found = []
         for entry in self._store.journal():
             if tenant is not None and entry.get("tenant") != tenant:
@@ -89,5 +114,11 @@ class Journal:
                 continue
             if violations_only and entry["verdict"] != "violation":
                 continue
+            if side is not None:
+                judged = entry.get(f"{side}_verdict")
+                if judged is None:  # not proxied: every violation is the client's
+                    judged = entry["verdict"] if side == "request" else "ok"
+                if judged != "violation":
+                    continue
             found.append(entry)
         return found

@@ -40,6 +40,8 @@ ENVIRON_KEY = "sandbox.network_fault"  # value: ("reset" | "hang", seconds)
 DELAY_KEY = "sandbox.delay_seconds"  # value: seconds to hold the answer before sending it
 SERVER_CARRIES_OUT = "sandbox.server_carries_out"  # set by a server that does both itself
 BODY_KEY = "sandbox.body"  # the whole body, read and size-checked by the server
+# Proxy mode: the exchange the server must forward upstream, then finish (sandbox.proxy).
+FORWARD_KEY = "sandbox.forward"
 STARTED_KEY = "sandbox.started"  # time.perf_counter() when the request reached the app
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]

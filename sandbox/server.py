@@ -34,7 +34,7 @@ from aiohttp.web_request import BaseRequest
 from sandbox.accesslog import AccessLog
 from sandbox.config import Settings
 from sandbox.errors import InternalError, envelope
-from sandbox.netfaults import BODY_KEY, DELAY_KEY, ENVIRON_KEY, SERVER_CARRIES_OUT
+from sandbox.netfaults import BODY_KEY, DELAY_KEY, ENVIRON_KEY, FORWARD_KEY, SERVER_CARRIES_OUT
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 GRACE_SECONDS = 5.0  # requests in flight get this long to finish on SIGTERM
@@ -58,9 +58,12 @@ class WsgiBridge:
         settings: Settings,
         multiprocess: bool = False,
         access_log: AccessLog | None = None,
+        upstream: Any = None,
     ) -> None:
+        """``upstream``: proxy mode's ``sandbox.proxy.upstream.Upstream``."""
         self.app = app
         self.access_log = access_log
+        self.upstream = upstream
         self.max_body_bytes = settings.max_body_bytes
         self._base_environ = {
             "SERVER_NAME": settings.host,
@@ -94,6 +97,13 @@ class WsgiBridge:
         body, too_large = await self._read_body(request)
         environ = self._environ(request, body, too_large)
         status, headers, payload = self._run(environ)
+        exchange = environ.get(FORWARD_KEY)
+        if exchange is not None:  # proxy mode: the answer is the upstream's
+            local = headers  # what wraps the app (CORS) added to its stand-in answer
+            status, headers, payload = await self.upstream.relay(
+                request.method, request.raw_path, request.headers.items(), body, exchange
+            )
+            headers = _with_local(headers, local)
         delay = environ.get(DELAY_KEY)
         if delay:
             await asyncio.sleep(delay)
@@ -195,6 +205,17 @@ class WsgiBridge:
         raise asyncio.CancelledError
 
 
+def _with_local(
+    headers: list[tuple[str, str]], local: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """The upstream's headers, with the proxy's own (CORS) in place of any of the same name."""
+    local = [(n, v) for n, v in local if n.lower() not in ("content-type", "content-length")]
+    if not local:
+        return headers
+    replaced = {name.lower() for name, _ in local}
+    return [(n, v) for n, v in headers if n.lower() not in replaced] + local
+
+
 def _no_write(data: bytes) -> None:
     raise RuntimeError("the sandbox's app returns its body; it never calls write()")
 
@@ -232,6 +253,8 @@ async def _serve_on(bridge: WsgiBridge, make_site: Callable[[web.BaseRunner], we
         await stop.wait()
     finally:
         await runner.cleanup()
+        if bridge.upstream is not None:
+            await bridge.upstream.close()
 
 
 def _listening_socket(settings: Settings) -> socket.socket:
@@ -250,7 +273,12 @@ def serve(app: WsgiApp, settings: Settings) -> None:
     _quiet_garbage_collector()
     sock = _listening_socket(settings)
     access_log = AccessLog(settings.log_format, sys.stdout) if settings.access_log else None
-    bridge = WsgiBridge(app, settings, settings.workers > 1, access_log)
+    upstream = None
+    if settings.upstream is not None:
+        from sandbox.proxy.upstream import Upstream
+
+        upstream = Upstream(settings)
+    bridge = WsgiBridge(app, settings, settings.workers > 1, access_log, upstream)
     if settings.workers == 1:
         asyncio.run(_serve_on(bridge, lambda runner: web.SockSite(runner, sock)))
         return

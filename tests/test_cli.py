@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -39,18 +40,26 @@ def test_bad_settings_name_the_source(env, needle):
         Settings.from_sources(env)
 
 
-def test_every_setting_is_a_flag_and_an_env_var():
+@pytest.mark.parametrize("command", ["serve", "proxy"])
+def test_every_setting_is_a_flag_and_an_env_var(command):
     help_text = subprocess.run(
-        [sys.executable, "-m", "sandbox", "serve", "--help"],
+        [sys.executable, "-m", "sandbox", command, "--help"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    for option in Settings.option_fields():
+    for option in Settings.option_fields(command):
         assert "--" + option.name.replace("_", "-") in help_text
         assert "QUIMBI_SANDBOX_" + option.name.upper() in help_text.replace("\n", "").replace(
             " ", ""
         )
+    # A command's own settings are not offered by the other, which would ignore them.
+    own = [o for o in Settings.option_fields() if o.metadata["command"] is not None]
+    assert {o.metadata["command"] for o in own} == {"serve", "proxy"}
+    for option in own:
+        flag = "--" + option.name.replace("_", "-")
+        offered = re.search(rf"^\s+{flag}[ ,\n]", help_text, re.M) is not None
+        assert offered == (option.metadata["command"] == command), flag
 
 
 def test_bad_config_exits_2_with_a_message(tmp_path):

@@ -187,7 +187,7 @@ def respond(sandbox: Any, call: Call, respond: Respond, operation_id: str) -> Re
         label = case_id.label()
     call.quota = None
     call.case = label
-    call.case_error_code = answer.error_code
+    call.answer_code = answer.error_code
     response = Response(answer.encoded(), status=answer.status, mimetype="application/json")
     response.headers.extend(answer.headers)
     response.headers[CASE_HEADER] = label

@@ -44,7 +44,7 @@ from sandbox.errors import (
     ValidationFailed,
     envelope,
 )
-from sandbox.journal import ENTRY_KEY, verdict
+from sandbox.journal import ENTRY_KEY, sides, verdict
 from sandbox.netfaults import BODY_KEY, STARTED_KEY
 from sandbox.ratelimit import Quota
 
@@ -81,8 +81,16 @@ class Call:
     fault_injected: str | None = None
     error: ApiError | None = None
     case: str | None = None  # the generated case (X-Sandbox-Case) that answered
-    case_error_code: str | None = None  # that case's envelope code, when it is an error
+    # The envelope code of an error answer the pipeline did not raise itself: a generated
+    # case's, or (proxy mode) the upstream's. The journal and coverage name answers by it.
+    answer_code: str | None = None
     body: Any = None  # the parsed JSON body: retry judgement's fingerprint
+    # Proxy mode only (sandbox.proxy): who answered ("upstream" | "sandbox"), and each
+    # side's problems when the exchange went on despite them.
+    source: str | None = None
+    request_problems: list[dict[str, str]] | None = None
+    response_problems: list[dict[str, str]] | None = None
+    fallback: str | None = None  # why the sandbox answered in the upstream's place
 
 
 def current_call(environ: dict[str, Any]) -> Call:
@@ -164,40 +172,74 @@ def run(
     call.api_key = api_key
     faulting.admit(sandbox, call, api_key)
     sandbox.keyring.require(api_key, permission)
-    body = None
-    contract = sandbox.contract
-    if contract.operation(operation_id).request_validator is not None:
-        body = call.body = _parse(req)
-        strict = sandbox.settings.strict
-        problems = contract.validate_request(operation_id, body, strict=strict)
-        if problems:
-            raise ValidationFailed([p.as_dict() for p in problems])
-        if not strict:
-            # Tolerated, as real servers do, but a client author wants to know.
-            call.warnings = [
-                p.as_dict() for p in contract.unknown_request_fields(operation_id, body)
-            ]
-        # Accepted either way, but the client should know what the sandbox assumed.
-        call.warnings += [p.as_dict() for p in contract.omitted_defaults(operation_id, body)]
+    body = check_body(sandbox, req, call, operation_id)
     decision = faulting.decide(sandbox, req, api_key, body)
     injected = faulting.carry_out(sandbox, req, call, decision, permission, body, path_params)
     if injected is not None:
         return injected
     if decision.respond is not None:  # never cached: a case is not the persona's answer
         return faulting.respond(sandbox, call, decision.respond, operation_id)
+    if sandbox.replay is not None:
+        replayed = _replayed(sandbox, req, call, api_key.tenant)
+        if replayed is not None:
+            return replayed
+    return answer(sandbox, req, call, op, api_key.tenant, body, path_params, decision.fault)
+
+
+def answer(
+    sandbox: Any,
+    req: Request,
+    call: Call,
+    op: Operation,
+    tenant: str,
+    body: Any,
+    path_params: dict[str, Any],
+    fault: Any,
+) -> Response:
+    """The view's answer (reads through the answer cache), cut by a ``malformed`` fault.
+    The proxy's fallback (``sandbox.proxy``) answers with it too."""
 
     def compute() -> bytes:
-        return encode(op.view(sandbox.platform, api_key.tenant, body, **path_params))
+        return encode(op.view(sandbox.platform, tenant, body, **path_params))
 
-    if permission == "read":
+    if op.permission == "read":
         raw = raw_body(req) if body is not None else b""
-        payload = sandbox.answers.answer(operation_id, api_key.tenant, raw, path_params, compute)
+        payload = sandbox.answers.answer(op.operation_id, tenant, raw, path_params, compute)
     else:
         payload = compute()
     response = Response(payload, mimetype="application/json")
-    if decision.fault is not None and decision.fault.kind == "malformed":
-        return faulting.malformed(response, call, decision.fault)
+    if fault is not None and fault.kind == "malformed":
+        return faulting.malformed(response, call, fault)
     return response
+
+
+def _replayed(sandbox: Any, req: Request, call: Call, tenant: str) -> Response | None:
+    """--replay: the recorded answer to this case, if there is one (sandbox.proxy.recording)."""
+    found = sandbox.replay.answer(sandbox.counters, req.method, req.path, tenant, raw_body(req))
+    if found is None:
+        return None
+    status, headers, body, line = found
+    call.case = f"replay:{line}"
+    return Response(body, status=status, headers=headers)
+
+
+def check_body(sandbox: Any, req: Request, call: Call, operation_id: str) -> Any:
+    """The parsed body, checked against the operation's schema (None: it takes none);
+    raises the client's error (415, 400, 422). The proxy (``sandbox.proxy``) shares it."""
+    contract = sandbox.contract
+    if contract.operation(operation_id).request_validator is None:
+        return None
+    body = call.body = _parse(req)
+    strict = sandbox.settings.strict
+    problems = contract.validate_request(operation_id, body, strict=strict)
+    if problems:
+        raise ValidationFailed([p.as_dict() for p in problems])
+    if not strict:
+        # Tolerated, as real servers do, but a client author wants to know.
+        call.warnings = [p.as_dict() for p in contract.unknown_request_fields(operation_id, body)]
+    # Accepted either way, but the client should know what the sandbox assumed.
+    call.warnings += [p.as_dict() for p in contract.omitted_defaults(operation_id, body)]
+    return body
 
 
 def render_error(error: ApiError, call: Call) -> Response:
@@ -255,6 +297,9 @@ def finish(sandbox: Any, req: Request, call: Call, response: Response) -> Respon
         judged = _tally(sandbox, req, call, response, entry_id)
         if judged is not None:
             outcome, problems = "violation", [*problems, judged]
+    proxied = None
+    if call.source is not None:
+        outcome, problems, proxied = sides(outcome, problems, call)
     started = environ.get(STARTED_KEY)
     elapsed_ms = (time.perf_counter() - started) * 1000 if started is not None else 0.0
     environ[ENTRY_KEY] = sandbox.journal.record(
@@ -267,7 +312,7 @@ def finish(sandbox: Any, req: Request, call: Call, response: Response) -> Respon
             "tenant": api_key.tenant if api_key else None,
             "api_key": redact(key),
             "status": response.status_code,
-            "error_code": error.code if error else call.case_error_code,
+            "error_code": error.code if error else call.answer_code,
             # Injected latency is held by the server after this; it still counts.
             "duration_ms": round(elapsed_ms + (call.latency_ms or 0), 2),
             "fault_injected": fault,
@@ -276,6 +321,7 @@ def finish(sandbox: Any, req: Request, call: Call, response: Response) -> Respon
             # A tuple: with nothing but atomic values the entry is left out of garbage
             # collection, and the journal keeps a thousand of them alive.
             "problems": tuple(problems),
+            **(proxied or {}),
         }
     )
     return response
@@ -290,7 +336,7 @@ def _tally(
     api_key, error, fault = call.api_key, call.error, call.fault_injected
     tenant = api_key.tenant if api_key else None
     status = response.status_code
-    code = error.code if error else call.case_error_code
+    code = error.code if error else call.answer_code
     bump = sandbox.coverage.keys(tenant, call.operation_id, status, code, fault, call.latency_ms)
     behaviour = sandbox.behaviour
     try:

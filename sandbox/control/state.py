@@ -115,10 +115,16 @@ def import_state():
 
 
 def _journal(violations_only: bool):
+    side = request.args.get("side")
+    if side is not None and side not in ("request", "response"):
+        raise ValidationFailed(
+            [{"path": "query:side", "message": f"must be request or response, not {side!r}"}]
+        )
     entries = _sandbox().journal.entries(
         tenant=request.args.get("tenant"),
         since=_query_timestamp("since"),
         violations_only=violations_only,
+        side=side,
     )
     return json_response({"count": len(entries), "requests": entries})
 

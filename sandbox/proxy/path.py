@@ -1,0 +1,280 @@
+"""The proxy's WSGI side: ``serve``'s pipeline, with the upstream in place of the view.
+
+:class:`ProxyPath` takes ``FastPath``'s place in front of Flask for every ``/api/``
+request. For one of the contract's operations it runs the shared steps of
+``sandbox.api.pipeline``: the body checked by ``check_body`` (the same verdict and JSON
+pointers as ``serve``), faults and latency decided and carried out by
+``sandbox.api.faulting`` (an injected fault is answered here and never forwarded).
+There is no authentication, rate limit or permission check: the upstream does those; a
+key the sandbox knows only names the tenant in the journal. Anything else under
+``/api/`` is forwarded too, flagged on the request side as outside the contract.
+
+Instead of an answer, it leaves an :class:`Exchange` in the environ
+(``netfaults.FORWARD_KEY``): the server awaits the upstream without blocking its loop
+(``sandbox.proxy.upstream``), then calls :meth:`Exchange.complete` (or ``fail``), which
+judges the answer (``sandbox.proxy.judge``) and runs ``pipeline.finish``: the same
+journal entry, coverage count, retry judgement and access line as ``serve``.
+
+With ``--fallback sandbox``, an upstream that lacks a contract operation (404, 405, 501
+that is not the operation's own answer, such as 404 CUSTOMER_NOT_FOUND) or fails is
+answered for by the sandbox exactly as ``serve`` would: key, rate limit, permission,
+body verdict, then the shared ``pipeline.answer``; the journal says why (``fallback``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from werkzeug import Request, Response
+from werkzeug.datastructures import Headers
+from werkzeug.exceptions import HTTPException
+
+from sandbox.api import faulting
+from sandbox.api.fastpath import FastPath
+from sandbox.api.pipeline import (
+    API_KEY_ENVIRON,
+    Call,
+    Operation,
+    answer,
+    check_body,
+    current_call,
+    finish,
+    http_error,
+    render_error,
+    unexpected_error,
+)
+from sandbox.auth import ApiKey
+from sandbox.cors import API_PREFIX
+from sandbox.errors import (
+    ApiError,
+    InternalError,
+    InvalidApiKey,
+    PayloadTooLarge,
+    UpstreamUnavailable,
+)
+from sandbox.faults import Fault
+from sandbox.journal import ENTRY_KEY, verdict
+from sandbox.netfaults import BODY_KEY, ENVIRON_KEY, FORWARD_KEY, SERVER_CARRIES_OUT
+from sandbox.proxy.judge import ResponseJudge
+from sandbox.proxy.recording import Recorder, exchange_line
+
+SOURCE_HEADER = "X-Sandbox-Source"
+VIOLATIONS_HEADER = "X-Sandbox-Violations"
+# The client's own mistakes: forwarded (the upstream answers them its way) unless
+# --reject-invalid-requests, and flagged on the request side either way.
+_CLIENT_ERRORS = ("MALFORMED_JSON", "UNSUPPORTED_MEDIA_TYPE", "VALIDATION_ERROR")
+# What an upstream that lacks an operation answers (--fallback sandbox answers instead).
+FALLBACK_STATUSES = frozenset({404, 405, 501})
+
+
+class ProxyPath(FastPath):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.judge = ResponseJudge(self.sandbox.contract)
+        record = self.sandbox.settings.record
+        self.recorder = Recorder(record) if record is not None else None
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]):
+        if not environ.get("PATH_INFO", "").startswith(API_PREFIX):
+            return self.app(environ, start_response)  # control API and docs: the sandbox's
+        req = self._request_class(environ, populate_request=False)
+        call = current_call(environ)
+        call.source = "sandbox"
+        found = self._match(environ)
+        outcome: Response | Exchange
+        try:
+            if not environ.get(SERVER_CARRIES_OUT):
+                # werkzeug or gunicorn would send the stand-in below: nobody forwards.
+                raise InternalError("Proxy mode forwards only on quimbi-sandbox proxy's server.")
+            if environ.get(BODY_KEY) is None:  # over --max-body-bytes: never read, never sent
+                raise PayloadTooLarge(self.sandbox.settings.max_body_bytes)
+            if found is None:
+                call.request_problems = [
+                    {
+                        "path": "",
+                        "message": f"{req.method} {req.path} is not an operation of the contract",
+                    }
+                ]
+                outcome = Exchange(self, req, call)
+            else:
+                outcome = self._run(req, call, *found)
+        except ApiError as error:
+            outcome = render_error(error, call)
+        except HTTPException as exc:
+            outcome = http_error(exc, req, call)
+        except Exception:
+            outcome = unexpected_error(req, call)
+        if isinstance(outcome, Exchange):
+            environ[FORWARD_KEY] = outcome
+            # Stands in for the upstream's answer; only the headers the middleware
+            # around this one adds (CORS) are kept (see server._with_local).
+            start_response("204 No Content", [])
+            return []
+        return _finished(self.sandbox, req, call, outcome, self.recorder)(environ, start_response)
+
+    def _run(
+        self, req: Request, call: Call, op: Operation, path_params: dict[str, Any]
+    ) -> Response | Exchange:
+        """An answer of the sandbox's own, or the Exchange to forward."""
+        sandbox = self.sandbox
+        call.operation_id = op.operation_id
+        presented = req.environ.get(API_KEY_ENVIRON)
+        call.api_key = _known(sandbox, presented)
+        if not presented:
+            missing = {"path": "header:X-API-Key", "message": "Missing API key."}
+            call.request_problems = [missing]
+        invalid = None
+        try:
+            body = check_body(sandbox, req, call, op.operation_id)
+        except ApiError as error:
+            if sandbox.settings.reject_invalid_requests or error.code not in _CLIENT_ERRORS:
+                raise
+            _, found = verdict(error, [], key_sent=True, fault_injected=None)
+            call.request_problems = [*(call.request_problems or []), *found]
+            body, invalid = call.body, error
+        # A key the sandbox does not know still has faults and latency decided for it.
+        stand_in = call.api_key or ApiKey(key=presented or "", tenant="", permissions=frozenset())
+        decision = faulting.decide(sandbox, req, stand_in, body)
+        injected = faulting.carry_out(
+            sandbox, req, call, decision, op.permission, body, path_params
+        )
+        if injected is not None:
+            return injected
+        if decision.respond is not None:
+            return faulting.respond(sandbox, call, decision.respond, op.operation_id)
+        fault = decision.fault
+        malformed = fault if fault is not None and fault.kind == "malformed" else None
+        return Exchange(self, req, call, op, path_params, body, invalid, malformed)
+
+
+class Exchange:
+    """A request on its way upstream: what finishing it needs once the answer is in."""
+
+    __slots__ = ("path", "req", "call", "op", "path_params", "body", "invalid", "fault")
+
+    def __init__(
+        self,
+        path: ProxyPath,
+        req: Request,
+        call: Call,
+        op: Operation | None = None,
+        path_params: dict[str, Any] | None = None,
+        body: Any = None,
+        invalid: ApiError | None = None,
+        fault: Fault | None = None,
+    ) -> None:
+        self.path = path
+        self.req = req
+        self.call = call
+        self.op = op  # None: a path outside the contract
+        self.path_params = path_params or {}
+        self.body = body
+        self.invalid = invalid  # the sandbox's own error for the body, if it broke the schema
+        self.fault = fault  # a malformed fault: cut the answer
+
+    def complete(
+        self, status: int, headers: list[tuple[str, str]], body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """The upstream's answer, judged and journaled; returned unchanged but for the
+        X-Sandbox-* headers (and a malformed fault, when one was asked for)."""
+        call = self.call
+        judge = self.path.judge
+        if self.op is not None and self._falls_back(status):
+            if not judge.is_real_answer(self.op.operation_id, status, headers, body):
+                return self._fallback(f"the upstream answered {status}")
+        call.source = "upstream"
+        if status >= 400:
+            call.answer_code = judge.error_code(headers, body)
+        if call.operation_id is not None:
+            call.response_problems = judge.judge(call.operation_id, status, headers, body)
+        response = Response(body, status=status)
+        response.headers = Headers(headers)
+        if self.fault is not None:
+            response = faulting.malformed(response, call, self.fault)
+        return _sent(_finished(self.path.sandbox, self.req, call, response, self.path.recorder))
+
+    def fail(
+        self, upstream: str, failure: str, reason: str
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """The upstream did not answer (``failure``: unreachable, timeout, reset...)."""
+        if self.op is not None and self._falls_back(None):
+            return self._fallback(f"the upstream failed ({failure}: {reason[:120]})")
+        response = render_error(UpstreamUnavailable(upstream, failure, reason), self.call)
+        return _sent(
+            _finished(self.path.sandbox, self.req, self.call, response, self.path.recorder)
+        )
+
+    def _falls_back(self, status: int | None) -> bool:
+        fallback = self.path.sandbox.settings.fallback == "sandbox"
+        return fallback and (status is None or status in FALLBACK_STATUSES)
+
+    def _fallback(self, reason: str) -> tuple[int, list[tuple[str, str]], bytes]:
+        """The sandbox's own answer, as ``serve`` gives it: its key check, rate limit,
+        permission and body verdict, then the view (the faults were decided already)."""
+        sandbox, req, call, op = self.path.sandbox, self.req, self.call, self.op
+        assert op is not None
+        call.source, call.fallback = "sandbox", reason
+        try:
+            api_key = sandbox.keyring.authenticate(req.environ.get(API_KEY_ENVIRON))
+            call.api_key = api_key
+            faulting.admit(sandbox, call, api_key)
+            sandbox.keyring.require(api_key, op.permission)
+            if self.invalid is not None:
+                raise self.invalid
+            response = answer(
+                sandbox, req, call, op, api_key.tenant, self.body, self.path_params, self.fault
+            )
+        except ApiError as error:
+            response = render_error(error, call)
+        except Exception:
+            response = unexpected_error(req, call)
+        return _sent(_finished(sandbox, req, call, response, self.path.recorder))
+
+
+def _sent(response: Response) -> tuple[int, list[tuple[str, str]], bytes]:
+    return response.status_code, response.headers.to_wsgi_list(), response.get_data()
+
+
+def _known(sandbox: Any, presented: str | None) -> ApiKey | None:
+    try:
+        return sandbox.keyring.authenticate(presented)
+    except InvalidApiKey:
+        return None
+
+
+def _finished(
+    sandbox: Any, req: Request, call: Call, response: Response, recorder: Recorder | None
+) -> Response:
+    finish(sandbox, req, call, response)
+    response.headers[SOURCE_HEADER] = call.source or "sandbox"
+    environ = req.environ
+    entry = environ.get(ENTRY_KEY) or {}
+    broken = [
+        p for p in entry.get("problems", ()) if entry.get(f"{p.get('side')}_verdict") == "violation"
+    ]
+    response.headers[VIOLATIONS_HEADER] = str(len(broken))
+    if recorder is not None and ENVIRON_KEY not in environ:  # a dropped connection: no answer
+        recorder.write(
+            exchange_line(
+                method=req.method,
+                path=req.path,
+                query=environ.get("QUERY_STRING", ""),
+                tenant=call.api_key.tenant if call.api_key else None,
+                request_headers=_request_headers(environ),
+                request_body=environ.get(BODY_KEY) or b"",
+                status=response.status_code,
+                response_headers=response.headers.to_wsgi_list(),
+                response_body=response.get_data(),
+                entry=entry,
+            )
+        )
+    return response
+
+
+def _request_headers(environ: dict[str, Any]) -> list[tuple[str, str]]:
+    headers = [("Content-Type", environ["CONTENT_TYPE"])] if environ.get("CONTENT_TYPE") else []
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            headers.append((key[5:].replace("_", "-").title(), value))
+    return headers
