@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import jsonschema_rs
 import yaml
@@ -92,7 +93,8 @@ class FastValidator:
         checked = {name: _format_predicate(name) for name in FORMAT_CHECKER.checkers}
         ignored = {name: _accept_any for name in formats - set(checked)}
         self._validator = jsonschema_rs.Draft202012Validator(
-            {"$ref": f"{_SPEC_URI}#{pointer}"},
+            # Percent-encoded, as a URI fragment must be ({industry} in a path, say).
+            {"$ref": f"{_SPEC_URI}#{quote(pointer, safe='/~')}"},
             registry=registry,
             validate_formats=True,
             formats={**checked, **ignored},
@@ -151,12 +153,19 @@ class Operation:
     # Every request property with a `default`, through nested objects.
     request_defaults: tuple[RequestDefault, ...] = ()
 
+    # Where each response schema is, for the compiled validator made on first use.
+    response_pointers: dict[str, str] = field(default_factory=dict)
+
+    def response_key(self, status: int) -> str | None:
+        """Which documented response a status gets: its own, its class (4XX), default."""
+        for key in (str(status), f"{str(status)[0]}XX", "default"):
+            if key in self.response_validators:
+                return key
+        return None
+
     def response_validator(self, status: int) -> Draft202012Validator | None:
-        return (
-            self.response_validators.get(str(status))
-            or self.response_validators.get(f"{str(status)[0]}XX")
-            or self.response_validators.get("default")
-        )
+        key = self.response_key(status)
+        return None if key is None else self.response_validators[key]
 
 
 def json_pointer(parts: Any) -> str:
@@ -205,7 +214,10 @@ class Contract:
             Resource.from_contents(strict_document, default_specification=DRAFT202012),
         )
         formats = _document_formats(document)
-        fast_registry = jsonschema_rs.Registry([(_SPEC_URI, document)])
+        fast_registry = self._fast_registry = jsonschema_rs.Registry([(_SPEC_URI, document)])
+        self._formats = formats
+        # Compiled on first use: only a proxy checks answers on a hot path.
+        self._fast_response_validators: dict[tuple[str, str], FastValidator] = {}
         fast_strict_registry = jsonschema_rs.Registry([(_SPEC_URI, strict_document)])
         self.operations: dict[str, Operation] = {}
         for path, item in document.get("paths", {}).items():
@@ -241,6 +253,7 @@ class Contract:
                         operation.response_validators[str(status)] = self._validator(
                             self_ref, registry
                         )
+                        operation.response_pointers[str(status)] = self_ref
                 self.operations[op_id] = operation
 
     @staticmethod
@@ -331,10 +344,20 @@ class Contract:
         return found
 
     def validate_response(self, operation_id: str, status: int, body: Any) -> list[Problem]:
-        validator = self.operations[operation_id].response_validator(status)
-        if validator is None:
+        """Like request bodies: the compiled validator says "valid?", and only a body it
+        doubts goes to the Python one, which finds the problems."""
+        operation = self.operations[operation_id]
+        key = operation.response_key(status)
+        if key is None:
             return [Problem("", f"status {status} is not documented for {operation_id}")]
-        return _problems(validator, body)
+        fast = self._fast_response_validators.get((operation_id, key))
+        if fast is None:
+            fast = self._fast_response_validators[(operation_id, key)] = FastValidator(
+                operation.response_pointers[key], self._fast_registry, self._formats
+            )
+        if fast.is_valid(body):
+            return []
+        return _problems(operation.response_validators[key], body)
 
 
 def load_contract(path: Path | None = None) -> Contract:

@@ -158,3 +158,23 @@ def test_fast_path_gives_the_python_verdict_on_any_json(
 def test_valid_examples_pass_the_fast_validator(contract: Contract, operation_id: str) -> None:
     fast = contract.operation(operation_id).fast_request_validator
     assert all(fast.is_valid(example) for example in _request_examples(contract, operation_id))
+
+
+def test_response_fast_path_gives_the_python_verdict(contract: Contract) -> None:
+    """``validate_response`` (the proxy's judge of every answer) asks jsonschema_rs first
+    too: on generated answers of every documented status and on mutations of them, its
+    verdict is the Python validator's alone."""
+    from sandbox.generated import AnswerGenerator, CaseId
+
+    generator = AnswerGenerator(contract)
+    checked = invalid = 0
+    for operation_id, operation in contract.operations.items():
+        for key in operation.response_pointers:
+            status = int(key) if key.isdigit() else 500
+            answer = generator.case(CaseId(3, operation_id, 1, status)).body
+            for body in [answer, *_mutations(copy.deepcopy(answer))]:
+                python = _problems(operation.response_validators[key], body)
+                assert contract.validate_response(operation_id, status, body) == python
+                checked += 1
+                invalid += bool(python)
+    assert invalid > 100 and checked - invalid > 20
