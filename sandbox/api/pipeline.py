@@ -237,6 +237,7 @@ _UNJOURNALED = ("/_sandbox/", "/docs", "/openapi.")
 
 def finish(sandbox: Any, req: Request, call: Call, response: Response) -> Response:
     """The rate-limit headers, then the journal entry."""
+    sandbox.counters.end_request()  # what follows writes; the request's view is done
     faulting.add_headers(response, call)
     path = req.path
     if path.startswith(_UNJOURNALED):

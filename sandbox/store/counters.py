@@ -25,6 +25,18 @@ class Counters(Protocol):
         ``ttl_seconds`` sets the expiry when the counter is created; later calls keep it.
         """
 
+    def incr_many(
+        self, items: Sequence[tuple[str, int, float | None]], tenant: str | None = None
+    ) -> list[int]:
+        """Each ``(key, by, ttl_seconds)`` as :meth:`incr`, all in one atomic step.
+
+        With ``tenant``, a shared store also reads, in the same round trip, what the rest
+        of the request reads (the rule list's version, the clock, the tenant's revision)
+        and answers from that view until :meth:`end_request`."""
+
+    def end_request(self) -> None:
+        """The request is answered: forget its view (see :meth:`incr_many`)."""
+
     def get(self, key: str) -> int:
         """The counter's value; 0 when absent or expired."""
 
@@ -117,6 +129,16 @@ class MemoryCounters:
     def incr(self, key: str, by: int = 1, ttl_seconds: float | None = None) -> int:
         with self._lock:
             return self._incr(key, by, ttl_seconds, self._now())
+
+    def incr_many(
+        self, items: Sequence[tuple[str, int, float | None]], tenant: str | None = None
+    ) -> list[int]:
+        with self._lock:
+            now = self._now()
+            return [self._incr(key, by, ttl, now) for key, by, ttl in items]
+
+    def end_request(self) -> None:
+        pass  # in memory every read is current: there is no view to forget
 
     def exchange(
         self,
