@@ -1,15 +1,19 @@
 """The Redis store's per-request view and what it lets a process keep (sandbox.store.redis):
 a request reads rules, clock and the tenant's revision with its rate-limit counts, and
 whatever another process changes is seen by the next request. Two RedisStore objects (or
-two apps) on one Redis stand for two processes."""
+two apps) on one Redis stand for two processes. Also the journal, written by a thread of
+each process in batches (sandbox.store.redis_journal)."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import pytest
 
 from sandbox.app import create_app
 from sandbox.store.redis import RedisStore
-from tests.conftest import DEFAULT_KEY
+from tests.conftest import DEFAULT_KEY, ServerProcess
 
 
 def order(order_id: str, customer_id: str = "c1", cents: int = 1000) -> dict:
@@ -172,3 +176,48 @@ def test_a_cached_answer_gives_way_to_another_process_clock_and_reset(two_apps):
     assert moved != first
     assert two.post("/_sandbox/reset", json={}).status_code == 200
     assert analyze(one, "test_customer_high_ltv") != moved
+
+
+def test_queued_journal_entries_are_read_in_order_here_and_elsewhere(redis_url):
+    mine, other = RedisStore(redis_url), RedisStore(redis_url)
+    for i in range(50):
+        mine.journal_append({"id": f"e{i}"}, 30)
+    assert [e["id"] for e in mine.journal()] == [f"e{i}" for i in range(20, 50)]
+    assert [e["id"] for e in other.journal()] == [f"e{i}" for i in range(20, 50)]
+    mine.journal_append({"id": "late"}, 30)
+    mine.reset()  # waits for the queue: an entry from before a reset must not outlive it
+    assert other.journal() == []
+
+
+def test_queued_journal_entries_are_written_before_the_process_exits(redis_url):
+    script = f"""
+import time
+from sandbox.store.redis import RedisStore
+
+store = RedisStore({redis_url!r})
+write = store.append_journal_batch
+
+def slow(docs, limit):
+    time.sleep(0.2)  # still writing when the process is told to exit
+    write(docs, limit)
+
+store._journal_writer._write = slow
+for i in range(20):
+    store.journal_append({{"id": i}}, 1000)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert [e["id"] for e in RedisStore(redis_url).journal()] == list(range(20))
+
+
+def test_workers_stopped_by_sigterm_leave_every_answered_request_in_the_journal(redis_url):
+    server = ServerProcess("--store", redis_url, "--workers", "2").start()
+    try:
+        answers = [
+            server.post("/api/intelligence/analyze", {"customer_id": "c1"}) for _ in range(30)
+        ]
+    finally:
+        assert server.stop() == 0
+    assert [a.status_code for a in answers] == [200] * 30
+    paths = [e["path"] for e in RedisStore(redis_url).journal()]
+    assert paths.count("/api/intelligence/analyze") == 30

@@ -29,6 +29,7 @@ from redis.retry import Retry
 
 from sandbox.store import redis_scripts as lua
 from sandbox.store.outage import Outage, store_name
+from sandbox.store.redis_journal import JournalWriter
 
 # Short, so a request during an outage is answered 503 quickly rather than held; a URL's
 # own ?socket_timeout= / ?socket_connect_timeout= wins (redis-py reads them from the URL).
@@ -104,6 +105,7 @@ class RedisStore:
         # The rule documents as last read, with the version they were read at.
         self._rule_docs: tuple[str | None, list[str]] | None = None
         self._local = threading.local()  # .view: the running request's _View
+        self._journal_writer = JournalWriter(self.append_journal_batch)
 
     def check_reachable(self) -> None:
         """At start-up: redis's own error if Redis cannot be reached. Not guarded, so a
@@ -217,6 +219,7 @@ class RedisStore:
 
     def reset(self, tenant: str | None = None) -> None:
         self._local.view = None
+        self._journal_writer.flush()  # entries from before must not outlive a reset
         if tenant is None:
             self._delete_matching(_glob_escape(self._prefix) + "*")
             # Fresh tokens: what other processes kept from before must not match again.
@@ -237,13 +240,17 @@ class RedisStore:
         self._local.view = None
 
     def journal_append(self, entry: dict[str, Any], limit: int) -> None:
+        self._journal_writer.append(_dumps(entry), limit)  # written by its thread
+
+    def append_journal_batch(self, docs: list[str], limit: int) -> None:
         key = f"{self._prefix}journal"
         pipe = self._redis.pipeline(transaction=False)
-        pipe.rpush(key, _dumps(entry))
+        pipe.rpush(key, *docs)
         pipe.ltrim(key, -limit, -1)
         pipe.execute()
 
     def journal(self) -> list[dict[str, Any]]:
+        self._journal_writer.flush()
         return [json.loads(doc) for doc in self._redis.lrange(f"{self._prefix}journal", 0, -1)]
 
     def get_value(self, name: str) -> dict[str, Any] | None:
@@ -365,9 +372,10 @@ def _guarded(method: _Method) -> _Method:
 
 
 # Every public method that talks to Redis, so one added later cannot be forgotten
-# (tests/test_store_outage.py checks this too). Not revision() or end_request(), which
-# never ask Redis: their "success" would end an outage that is still going on.
-_UNGUARDED = {"check_reachable", "revision", "lists_pending", "end_request"}
+# (tests/test_store_outage.py checks this too). Not revision(), end_request() or
+# journal_append() (its thread's append_journal_batch is), which never ask Redis: their
+# "success" would end an outage that is still going on.
+_UNGUARDED = {"check_reachable", "revision", "lists_pending", "end_request", "journal_append"}
 for _name, _member in list(vars(RedisStore).items()):
     if inspect.isfunction(_member) and not _name.startswith("_") and _name not in _UNGUARDED:
         setattr(RedisStore, _name, _guarded(_member))
