@@ -66,14 +66,16 @@ def test_an_unchanged_rule_list_is_not_read_again(redis_url, monkeypatch):
     begin(mine)
     assert [r["id"] for r in mine.rules()] == ["r1"]
 
-    def must_not_read(**_):
-        raise AssertionError("the rule list was read again")
+    script = mine._wire.script
 
-    read_rules = mine._read_rules
-    monkeypatch.setattr(mine, "_read_rules", must_not_read)
+    def must_not_read_rules(which, keys, args):
+        assert which is not mine._read_rules, "the rule list was read again"
+        return script(which, keys, args)
+
+    monkeypatch.setattr(mine._wire, "script", must_not_read_rules)
     begin(mine)
     assert [r["id"] for r in mine.rules()] == ["r1"]
-    monkeypatch.setattr(mine, "_read_rules", read_rules)
+    monkeypatch.undo()
     mine.end_request()  # no view (e.g. the control API): always read
     other.add_rule({"id": "r2", "fault": "500"})
     assert [r["id"] for r in mine.rules()] == ["r1", "r2"]
@@ -221,3 +223,19 @@ def test_workers_stopped_by_sigterm_leave_every_answered_request_in_the_journal(
     assert [a.status_code for a in answers] == [200] * 30
     paths = [e["path"] for e in RedisStore(redis_url).journal()]
     assert paths.count("/api/intelligence/analyze") == 30
+
+
+def test_calls_on_the_wire_load_scripts_that_redis_forgot(redis_url):
+    store = RedisStore(redis_url)
+    assert store.incr_many([("a", 1, None)], "t1") == [1]
+    store._redis.script_flush()  # as after a Redis restart without persistence
+    assert store.incr_many([("a", 1, None)], "t1") == [2]
+    assert store.exchange("l", "x", 5, 60, [("a", 1)]) == ([3], [])
+
+
+def test_a_kept_connection_that_redis_closed_is_not_used(redis_url, monkeypatch):
+    store = RedisStore(redis_url)
+    store.incr_many([("a", 1, None)], "t1")
+    store._redis.client_kill_filter(_type="normal", skipme=True)  # every other client
+    monkeypatch.setattr("sandbox.store.redis_wire.CHECK_AFTER_IDLE_SECONDS", 0)
+    assert store.incr_many([("a", 1, None)], "t1") == [2]

@@ -30,6 +30,7 @@ from redis.retry import Retry
 from sandbox.store import redis_scripts as lua
 from sandbox.store.outage import Outage, store_name
 from sandbox.store.redis_journal import JournalWriter
+from sandbox.store.redis_wire import Wire
 
 # Short, so a request during an outage is answered 503 quickly rather than held; a URL's
 # own ?socket_timeout= / ?socket_connect_timeout= wins (redis-py reads them from the URL).
@@ -90,6 +91,7 @@ class RedisStore:
         password = urlsplit(url).password
         self.outage = Outage(store_name(url), secret=unquote(password) if password else None)
         self._prefix = prefix
+        self._wire = Wire(self._redis)
         script = self._redis.register_script
         self._add_orders = script(lua.ADD_ORDERS)
         self._add_interactions = script(lua.ADD_INTERACTIONS)
@@ -179,7 +181,7 @@ class RedisStore:
             self._t(tenant, "orders"),
             self._t(tenant, "ci", customer_id),
         ]
-        known, orders, interactions = self._customer(keys=keys, args=[customer_id])
+        known, orders, interactions = self._wire.script(self._customer, keys, [customer_id])
         found = (int(known), orders, interactions)
         if view is not None and view.tenant == tenant:
             view.customers[customer_id] = found
@@ -244,10 +246,7 @@ class RedisStore:
 
     def append_journal_batch(self, docs: list[str], limit: int) -> None:
         key = f"{self._prefix}journal"
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.rpush(key, *docs)
-        pipe.ltrim(key, -limit, -1)
-        pipe.execute()
+        self._wire.pipeline([("RPUSH", key, *docs), ("LTRIM", key, -limit, -1)])
 
     def journal(self) -> list[dict[str, Any]]:
         self._journal_writer.flush()
@@ -269,7 +268,7 @@ class RedisStore:
 
     def incr(self, key: str, by: int = 1, ttl_seconds: float | None = None) -> int:
         ttl = "" if ttl_seconds is None else str(max(int(ttl_seconds * 1000), 1))
-        return int(self._incr(keys=[f"{self._prefix}c:{key}"], args=[by, ttl]))
+        return int(self._wire.script(self._incr, [f"{self._prefix}c:{key}"], [by, ttl]))
 
     def incr_many(
         self, items: Sequence[tuple[str, int, float | None]], tenant: str | None = None
@@ -286,7 +285,7 @@ class RedisStore:
                 f"{self._prefix}epoch",
                 self._t(tenant, "rev"),
             ]
-        values, read = self._admit(keys=keys, args=args)
+        values, read = self._wire.script(self._admit, keys, args)
         if tenant is not None:
             self._local.view = _View(tenant, read)
         return [int(v) for v in values]
@@ -319,9 +318,10 @@ class RedisStore:
         counts: Sequence[tuple[str, int]] = (),
     ) -> tuple[list[int], list[str]]:
         counters = f"{self._prefix}c:"
-        values, old = self._exchange(
-            keys=[counters + key, *(counters + name for name, _ in counts)],
-            args=[item or "", keep, max(int(ttl_seconds * 1000), 1), *(by for _, by in counts)],
+        values, old = self._wire.script(
+            self._exchange,
+            [counters + key, *(counters + name for name, _ in counts)],
+            [item or "", keep, max(int(ttl_seconds * 1000), 1), *(by for _, by in counts)],
         )
         return [int(v) for v in values], list(old)
 
@@ -338,7 +338,7 @@ class RedisStore:
         if view is not None and kept is not None and kept[0] == view.rules_version:
             docs = kept[1]  # unchanged since read: no round trip
         else:
-            version, docs = self._read_rules(keys=self._rule_keys)
+            version, docs = self._wire.script(self._read_rules, self._rule_keys, ())
             self._rule_docs = (version or None, docs)
         return [json.loads(doc) for doc in docs]
 
@@ -363,6 +363,7 @@ def _guarded(method: _Method) -> _Method:
         try:
             result = method(self, *args, **kwargs)
         except _UNREACHABLE as exc:
+            self._wire.drop_idle()  # likely all gone with the one that failed
             raise outage.failed(exc) from None
         if outage.down_since is not None:
             outage.answered()
