@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -199,17 +200,19 @@ from sandbox.store.redis import RedisStore
 store = RedisStore({redis_url!r})
 write = store.append_journal_batch
 
-def slow(docs, limit):
+def slow(docs, limit, bumps):
     time.sleep(0.2)  # still writing when the process is told to exit
-    write(docs, limit)
+    write(docs, limit, bumps)
 
 store._journal_writer._write = slow
 for i in range(20):
     store.journal_append({{"id": i}}, 1000)
+    store.bump(["seen"])
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert [e["id"] for e in RedisStore(redis_url).journal()] == list(range(20))
+    assert RedisStore(redis_url).get("seen") == 20
 
 
 def test_workers_stopped_by_sigterm_leave_every_answered_request_in_the_journal(redis_url):
@@ -239,3 +242,35 @@ def test_a_kept_connection_that_redis_closed_is_not_used(redis_url, monkeypatch)
     store._redis.client_kill_filter(_type="normal", skipme=True)  # every other client
     monkeypatch.setattr("sandbox.store.redis_wire.CHECK_AFTER_IDLE_SECONDS", 0)
     assert store.incr_many([("a", 1, None)], "t1") == [2]
+
+
+def test_a_view_knows_whether_a_tenant_may_have_lists_kept_by_any_process(redis_url):
+    mine, other = RedisStore(redis_url), RedisStore(redis_url)
+    begin(mine)
+    assert not mine.lists_pending("t1")
+    assert mine.lists_pending("t2")  # not the view's tenant: cannot know without asking
+    mine.end_request()
+    assert mine.lists_pending("t1")  # no view: cannot know either
+    other.exchange("behaviour|t1|fp", "failed", 5, 60, scope="t1")
+    begin(mine)
+    assert mine.lists_pending("t1")
+    other.exchange("behaviour|t1|fp", None, 5, 60, scope="t1")  # deleting keeps the marker
+    begin(mine)
+    assert mine.lists_pending("t1")
+    other.exchange("behaviour|t3|fp", "failed", 5, 0.2, scope="t3")
+    begin(mine, "t3")
+    assert mine.lists_pending("t3")
+    time.sleep(0.3)  # the marker lives as long as the longest-lived list, no longer
+    begin(mine, "t3")
+    assert not mine.lists_pending("t3")
+
+
+def test_queued_bumps_are_counted_here_at_once_and_elsewhere_once_written(redis_url):
+    mine, other = RedisStore(redis_url), RedisStore(redis_url)
+    for _ in range(3):
+        mine.bump(["cov|a", "cov|b"])
+    assert mine.counts("cov|") == {"cov|a": 3, "cov|b": 3}
+    assert other.counts("cov|") == {"cov|a": 3, "cov|b": 3}
+    mine.bump(["cov|a"])
+    assert mine.delete("cov|") == 2  # waits for the queued bump: none outlives it
+    assert other.counts("cov|") == {}

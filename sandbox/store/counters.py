@@ -53,6 +53,7 @@ class Counters(Protocol):
         keep: int,
         ttl_seconds: float,
         counts: Sequence[tuple[str, int]] = (),
+        scope: str | None = None,
     ) -> tuple[list[int], list[str]]:
         """One atomic step over a bounded list and some counters: add each ``by`` to its
         counter, read the list at ``key``, then append ``item`` to it (keeping the newest
@@ -60,11 +61,17 @@ class Counters(Protocol):
         None, delete it. Returns the counters' new values and the list as it was.
 
         Each item is stored as ``"<the last counter's new value> <item>"`` (``0`` with no
-        counters): a reader learns where that counter stood when the item was added."""
+        counters): a reader learns where that counter stood when the item was added.
+        ``scope`` (a tenant): what :meth:`lists_pending` is asked about."""
 
-    def lists_pending(self) -> bool:
-        """False only when certainly no list is stored (a shared store says True: asking
-        would cost a round trip), so a caller can skip building a key it won't need."""
+    def lists_pending(self, scope: str | None = None) -> bool:
+        """False only when certainly no list (of ``scope``'s, if given) is stored; True
+        when it cannot be known without a round trip. A caller can skip building a key
+        it won't need."""
+
+    def bump(self, keys: Sequence[str]) -> None:
+        """Add 1 to each counter, the new values unneeded: a shared store may write
+        them a moment later, off the request's path (its own reads wait for them)."""
 
     def add_rule(self, rule: dict[str, Any]) -> None:
         """Append a rule document (it has an ``id``); a rule with the same id is replaced."""
@@ -147,6 +154,7 @@ class MemoryCounters:
         keep: int,
         ttl_seconds: float,
         counts: Sequence[tuple[str, int]] = (),
+        scope: str | None = None,
     ) -> tuple[list[int], list[str]]:
         with self._lock:
             now = self._now()
@@ -160,8 +168,14 @@ class MemoryCounters:
                     del self._lists[next(iter(self._lists))]
             return values, old
 
-    def lists_pending(self) -> bool:
+    def lists_pending(self, scope: str | None = None) -> bool:
         return bool(self._lists)
+
+    def bump(self, keys: Sequence[str]) -> None:
+        with self._lock:
+            now = self._now()
+            for key in keys:
+                self._incr(key, 1, None, now)
 
     def get(self, key: str) -> int:
         with self._lock:

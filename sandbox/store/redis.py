@@ -58,10 +58,19 @@ class _View:
     """What one request reads, taken with its rate-limit counts in one round trip
     (:meth:`RedisStore.incr_many`): the request sees the store as it was then."""
 
-    __slots__ = ("tenant", "rules_version", "clock", "revision", "cache_key", "customers")
+    __slots__ = (
+        "tenant",
+        "rules_version",
+        "clock",
+        "revision",
+        "cache_key",
+        "lists",
+        "customers",
+    )
 
     def __init__(self, tenant: str, read: list[str]) -> None:
-        rules_version, clock, epoch, revision = (value or None for value in read)
+        rules_version, clock, epoch, revision, lists = (value or None for value in read)
+        self.lists = lists is not None  # Counters.exchange lists of this tenant may be kept
         self.tenant = tenant
         self.rules_version = rules_version
         self.clock = clock
@@ -244,9 +253,13 @@ class RedisStore:
     def journal_append(self, entry: dict[str, Any], limit: int) -> None:
         self._journal_writer.append(_dumps(entry), limit)  # written by its thread
 
-    def append_journal_batch(self, docs: list[str], limit: int) -> None:
+    def append_journal_batch(self, docs: list[str], limit: int, bumps: dict[str, int]) -> None:
         key = f"{self._prefix}journal"
-        self._wire.pipeline([("RPUSH", key, *docs), ("LTRIM", key, -limit, -1)])
+        commands: list[tuple[Any, ...]] = []
+        if docs:
+            commands += [("RPUSH", key, *docs), ("LTRIM", key, -limit, -1)]
+        commands += [("INCRBY", f"{self._prefix}c:{name}", by) for name, by in bumps.items()]
+        self._wire.pipeline(commands)
 
     def journal(self) -> list[dict[str, Any]]:
         self._journal_writer.flush()
@@ -284,20 +297,26 @@ class RedisStore:
                 f"{self._prefix}v:clock",
                 f"{self._prefix}epoch",
                 self._t(tenant, "rev"),
+                f"{self._prefix}lists:{tenant}",
             ]
         values, read = self._wire.script(self._admit, keys, args)
         if tenant is not None:
             self._local.view = _View(tenant, read)
         return [int(v) for v in values]
 
+    def bump(self, keys: Sequence[str]) -> None:
+        self._journal_writer.bump(keys)  # written by the journal's thread
+
     def get(self, key: str) -> int:
         value = self._redis.get(f"{self._prefix}c:{key}")
         return int(value) if value is not None else 0
 
     def delete(self, prefix: str) -> int:
+        self._journal_writer.flush()  # a queued bump must not outlive the delete
         return self._delete_matching(_glob_escape(f"{self._prefix}c:{prefix}") + "*")
 
     def counts(self, prefix: str) -> dict[str, int]:
+        self._journal_writer.flush()
         start = len(f"{self._prefix}c:")
         pattern = _glob_escape(f"{self._prefix}c:{prefix}") + "*"
         keys = list(self._redis.scan_iter(match=pattern, count=500))
@@ -316,17 +335,28 @@ class RedisStore:
         keep: int,
         ttl_seconds: float,
         counts: Sequence[tuple[str, int]] = (),
+        scope: str | None = None,
     ) -> tuple[list[int], list[str]]:
         counters = f"{self._prefix}c:"
+        marker = f"{self._prefix}lists:{scope}" if scope is not None else ""
         values, old = self._wire.script(
             self._exchange,
             [counters + key, *(counters + name for name, _ in counts)],
-            [item or "", keep, max(int(ttl_seconds * 1000), 1), *(by for _, by in counts)],
+            [
+                item or "",
+                keep,
+                max(int(ttl_seconds * 1000), 1),
+                marker,
+                *(by for _, by in counts),
+            ],
         )
         return [int(v) for v in values], list(old)
 
-    def lists_pending(self) -> bool:
-        return True
+    def lists_pending(self, scope: str | None = None) -> bool:
+        view = getattr(self._local, "view", None)
+        if scope is not None and view is not None and view.tenant == scope:
+            return view.lists  # the scope's marker outlives each of its lists
+        return True  # asking would cost a round trip
 
     def add_rule(self, rule: dict[str, Any]) -> None:
         self._local.view = None
@@ -374,9 +404,17 @@ def _guarded(method: _Method) -> _Method:
 
 # Every public method that talks to Redis, so one added later cannot be forgotten
 # (tests/test_store_outage.py checks this too). Not revision(), end_request() or
-# journal_append() (its thread's append_journal_batch is), which never ask Redis: their
+# journal_append() or bump() (their thread's append_journal_batch is), which never ask
+# Redis: their
 # "success" would end an outage that is still going on.
-_UNGUARDED = {"check_reachable", "revision", "lists_pending", "end_request", "journal_append"}
+_UNGUARDED = {
+    "check_reachable",
+    "revision",
+    "lists_pending",
+    "end_request",
+    "journal_append",
+    "bump",
+}
 for _name, _member in list(vars(RedisStore).items()):
     if inspect.isfunction(_member) and not _name.startswith("_") and _name not in _UNGUARDED:
         setattr(RedisStore, _name, _guarded(_member))

@@ -1,6 +1,7 @@
 """The Redis store's journal writes, off the request's path: a thread of this process
 appends the entries in batches (one round trip for all that queued while the last one
-was written), so a request waits for none of them.
+was written), so a request waits for none of them. Counter bumps whose new value nobody
+waits for (a success's coverage counts) ride along, summed per counter.
 
 Bounded: at most the journal's own size waits (older ones would be trimmed from the
 journal anyway). Not lost: this process's reads of the journal, and resets, wait for
@@ -8,6 +9,7 @@ what is queued first; :func:`flush_all` writes what is left before the process e
 (atexit, and the server's workers, which leave through ``os._exit``). Another process
 sees an entry once its batch is written, normally well within a millisecond of the
 answer. An outage drops what it cannot write, as the synchronous write did. No Flask.
+The store's reads of counters wait too (``flush``).
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ import logging
 import os
 import threading
 import weakref
-from collections import deque
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
 
 from sandbox.errors import StoreUnavailable
 
@@ -39,8 +41,8 @@ atexit.register(flush_all)
 
 
 class JournalWriter:
-    def __init__(self, write: Callable[[list[str], int], None]) -> None:
-        self._write = write  # (encoded entries, the journal's size) -> None
+    def __init__(self, write: Callable[[list[str], int, dict[str, int]], None]) -> None:
+        self._write = write  # (encoded entries, the journal's size, bumps) -> None
         self._pid: int | None = None
         _writers.add(self)
 
@@ -48,6 +50,7 @@ class JournalWriter:
         # Per process: a forked worker inherits neither the thread nor a usable lock.
         self._pid = os.getpid()
         self._pending: deque[str] = deque()
+        self._bumps: Counter[str] = Counter()  # as many keys as coverage has: bounded
         self._limit = 1
         self._busy = False
         self._changed = threading.Condition()
@@ -63,26 +66,38 @@ class JournalWriter:
             self._pending.append(doc)
             self._changed.notify_all()
 
+    def bump(self, keys: Iterable[str]) -> None:
+        if self._pid != os.getpid():
+            self._start()
+        with self._changed:
+            self._bumps.update(keys)
+            self._changed.notify_all()
+
     def flush(self, timeout: float = FLUSH_TIMEOUT_SECONDS) -> None:
         """Return once every entry appended so far is written (or failed to be)."""
         if self._pid != os.getpid():
             return  # nothing appended in this process
         with self._changed:
-            self._changed.wait_for(lambda: not self._pending and not self._busy, timeout)
+            self._changed.wait_for(
+                lambda: not self._pending and not self._bumps and not self._busy, timeout
+            )
 
     def _run(self) -> None:
         while True:
             with self._changed:
-                self._changed.wait_for(lambda: bool(self._pending))
-                batch, limit = list(self._pending), self._limit
+                self._changed.wait_for(lambda: bool(self._pending or self._bumps))
+                batch, limit, bumps = list(self._pending), self._limit, dict(self._bumps)
                 self._pending.clear()
+                self._bumps.clear()
                 self._busy = True
             try:
-                self._write(batch, limit)
+                self._write(batch, limit, bumps)
             except StoreUnavailable:
                 pass  # the outage is logged once by the store, not per entry
             except Exception:
-                log.exception("journal: %d entries not written", len(batch))
+                log.exception(
+                    "journal: %d entries, %d counters not written", len(batch), len(bumps)
+                )
             finally:
                 with self._changed:
                     self._busy = False

@@ -85,11 +85,12 @@ end
 return {values, read}
 """
 
-# KEYS: the list, then the counters; ARGV: item ('' deletes), keep, ttl ms, then each by.
+# KEYS: the list, then the counters; ARGV: item ('' deletes), keep, ttl ms, the scope's
+# marker ('' none: kept at least as long as any list written with it), then each by.
 EXCHANGE = """
 local values = {}
 for i = 2, #KEYS do
-  values[i - 1] = redis.call('INCRBY', KEYS[i], ARGV[i + 2])
+  values[i - 1] = redis.call('INCRBY', KEYS[i], ARGV[i + 3])
 end
 local old = redis.call('LRANGE', KEYS[1], 0, -1)
 if ARGV[1] == '' then
@@ -100,6 +101,9 @@ else
   redis.call('RPUSH', KEYS[1], tag .. ' ' .. ARGV[1])
   redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  if ARGV[4] ~= '' and redis.call('PTTL', ARGV[4]) < tonumber(ARGV[3]) then
+    redis.call('SET', ARGV[4], '1', 'PX', ARGV[3])
+  end
 end
 return {values, old}
 """
