@@ -274,3 +274,18 @@ def test_queued_bumps_are_counted_here_at_once_and_elsewhere_once_written(redis_
     mine.bump(["cov|a"])
     assert mine.delete("cov|") == 2  # waits for the queued bump: none outlives it
     assert other.counts("cov|") == {}
+
+
+def test_an_idle_journal_writer_ends_its_thread_and_the_next_entry_starts_one(
+    redis_url, monkeypatch
+):
+    monkeypatch.setattr("sandbox.store.redis_journal.IDLE_EXIT_SECONDS", 0.05)
+    store = RedisStore(redis_url)
+    store.journal_append({"id": "first"}, 10)
+    assert [e["id"] for e in store.journal()] == ["first"]
+    deadline = time.monotonic() + 5
+    while store._journal_writer._running and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not store._journal_writer._running
+    store.journal_append({"id": "second"}, 10)
+    assert [e["id"] for e in store.journal()] == ["first", "second"]

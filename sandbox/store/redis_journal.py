@@ -32,6 +32,9 @@ FLUSH_TIMEOUT_SECONDS = 5.0
 # round trip then carries several requests' entries (less CPU for the thread, which
 # shares the GIL with the server); another process sees an entry at most this much later.
 LINGER_SECONDS = 0.002
+# A writer with nothing to write this long ends its thread (the next entry starts one):
+# no thread, and no connection held by it, outlives a store that is no longer used.
+IDLE_EXIT_SECONDS = 2.0
 
 _writers: weakref.WeakSet[JournalWriter] = weakref.WeakSet()
 
@@ -59,7 +62,14 @@ class JournalWriter:
         self._limit = 1
         self._busy = False
         self._changed = threading.Condition()
-        threading.Thread(target=self._run, name="journal-writer", daemon=True).start()
+        self._running = False
+
+    def _wake(self) -> None:
+        """Under the lock: something is queued; start the thread if it has ended."""
+        if not self._running:
+            self._running = True
+            threading.Thread(target=self._run, name="journal-writer", daemon=True).start()
+        self._changed.notify_all()
 
     def append(self, doc: str, limit: int) -> None:
         if self._pid != os.getpid():
@@ -69,14 +79,14 @@ class JournalWriter:
                 self._pending = deque(self._pending, maxlen=limit)
             self._limit = limit
             self._pending.append(doc)
-            self._changed.notify_all()
+            self._wake()
 
     def bump(self, keys: Iterable[str]) -> None:
         if self._pid != os.getpid():
             self._start()
         with self._changed:
             self._bumps.update(keys)
-            self._changed.notify_all()
+            self._wake()
 
     def flush(self, timeout: float = FLUSH_TIMEOUT_SECONDS) -> None:
         """Return once every entry appended so far is written (or failed to be)."""
@@ -90,7 +100,10 @@ class JournalWriter:
     def _run(self) -> None:
         while True:
             with self._changed:
-                self._changed.wait_for(lambda: bool(self._pending or self._bumps))
+                queued = lambda: bool(self._pending or self._bumps)  # noqa: E731
+                if not self._changed.wait_for(queued, IDLE_EXIT_SECONDS):
+                    self._running = False
+                    return
             time.sleep(LINGER_SECONDS)
             with self._changed:
                 batch, limit, bumps = list(self._pending), self._limit, dict(self._bumps)
