@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import (  # noqa: E402  (bench/ is a directory of scripts, not a package)
     ROOT,
     LoadResult,
+    RedisServer,
     Server,
     ensure_wrk,
     free_port,
@@ -35,7 +36,7 @@ from harness import (  # noqa: E402  (bench/ is a directory of scripts, not a pa
     run_wrk,
     tool_version,
 )
-from report import HIGH_LIMIT, write_report  # noqa: E402
+from report import HIGH_LIMIT, REDIS, REDIS_WORKERS, write_report  # noqa: E402
 
 SCENARIOS = {
     "analyze_magic": "/api/intelligence/analyze",
@@ -47,12 +48,12 @@ CONCURRENCY = (1, 8, 32)
 INGESTED_ORDERS = 100_000
 
 
-def sandbox(name: str, rate_limit: str) -> Server:
+def sandbox(name: str, rate_limit: str, *extra: str) -> Server:
     port = free_port()
     # As the Docker image starts it (`quimbi-sandbox serve`, default settings), on loopback;
     # so the access log is on, its lines going to the server's log file.
     command = [sys.executable, "-m", "sandbox", "serve", "--port", str(port)]
-    return Server(name, [*command, "--rate-limit", rate_limit], port)
+    return Server(name, [*command, "--rate-limit", rate_limit, *extra], port)
 
 
 def prism(name: str, binary: Path, level: str | None) -> Server:
@@ -226,9 +227,13 @@ def main() -> None:
     )
 
     print(f"Load, {args.seconds:g} s per point ...", flush=True)
+    redis_server = RedisServer()
     servers = [
         sandbox("sandbox", HIGH_LIMIT),
         sandbox("sandbox (limit off)", "off"),
+        # The scale-out store: one process, and two workers on one socket (each its own DB).
+        sandbox(REDIS, HIGH_LIMIT, "--store", redis_server.url(0)),
+        sandbox(REDIS_WORKERS, HIGH_LIMIT, "--store", redis_server.url(1), "--workers", "2"),
         prism("prism (quiet)", prism_binary, "silent"),
         prism("prism (default log)", prism_binary, None),
         floor(),
@@ -236,17 +241,19 @@ def main() -> None:
     analyze_servers = [s.name for s in servers]
     plan = {
         "analyze_magic": analyze_servers,
-        "analyze_random": ["sandbox", "prism (quiet)", "prism (default log)"],
+        "analyze_random": ["sandbox", REDIS, REDIS_WORKERS, "prism (quiet)", "prism (default log)"],
         "message": ["sandbox", "prism (quiet)"],
         "ingest_orders": ["sandbox", "prism (quiet)"],
     }
     try:
+        redis_server.start()
         for server in servers:
             server.start()
         load = measure_load(servers, plan, args.seconds)
     finally:
         for server in servers:
             server.stop()
+        redis_server.stop()
 
     kit = None
     if not args.skip_kit:

@@ -108,13 +108,14 @@ class Behaviour:
         """The cheap case, done: a success with no failed answer kept anywhere, so
         nothing to judge it against and nothing to keep (no fingerprint to compute).
         True when it was that case and ``bump``'s counters are counted."""
-        if status >= 400 or self._counters.lists_pending():
+        if status >= 400 or self._counters.lists_pending(tenant):
             return False
         counters = self._counters
-        for key in bump:
-            counters.incr(key)
-        if wrote:
-            counters.incr(f"{PREFIX}{tenant}|writes")
+        if wrote:  # read by the next judgement, maybe in another process: now
+            for key in [*bump, f"{PREFIX}{tenant}|writes"]:
+                counters.incr(key)
+        else:
+            counters.bump(bump)
         return True
 
     def observe(
@@ -162,6 +163,7 @@ class Behaviour:
             MAX_RETRIES + 2,
             max(MEMORY_SECONDS, (retry_after or 0) + 60),
             counts,
+            scope=tenant,
         )
         # Only answers given since the tenant's last ingestion count: the 404 before it
         # may no longer hold, so asking again is a new question.

@@ -118,11 +118,14 @@ class RateLimiter:
         start = int(now // length) * length
         return start, start + length
 
-    def admit(self, api_key: str) -> Quota:
-        """Count one request for ``api_key`` and say whether it may go on."""
+    def admit(self, api_key: str, tenant: str | None = None) -> Quota:
+        """Count one request for ``api_key`` and say whether it may go on. ``tenant``:
+        the key's, for the store's view of the request (``Counters.incr_many``)."""
         now = self._now()
         limits = self.limits
         if limits is None:  # off: nothing counted, the full documented quota reported
+            if tenant is not None:
+                self._counters.incr_many((), tenant)
             _, end = self._window(now, MINUTE)
             full = DEFAULT_LIMITS.per_minute
             return Quota(True, full, full, end)
@@ -130,13 +133,12 @@ class RateLimiter:
         windows = []
         for name, length, limit in (("m", MINUTE, limits.per_minute), ("h", HOUR, limits.per_hour)):
             start, end = self._window(now, length)
-            counter = f"ratelimit:{ident}:{name}:{start}"
-            count = self._counters.incr(counter, 1, ttl_seconds=length + 1)
-            windows.append((counter, count, limit, end))
+            windows.append((f"ratelimit:{ident}:{name}:{start}", length, limit, end))
+        counts = self._counters.incr_many([(w[0], 1, w[1] + 1) for w in windows], tenant)
+        windows = [(w[0], count, w[2], w[3]) for w, count in zip(windows, counts, strict=True)]
         refusing = [w for w in windows if w[1] > w[2]]
         if refusing:
-            for counter, _, _, _ in windows:
-                self._counters.incr(counter, -1)
+            self._counters.incr_many([(counter, -1, None) for counter, _, _, _ in windows])
             free_at = max(end for _, _, _, end in refusing)
             return Quota(False, limits.per_minute, 0, free_at, _seconds_until(free_at, now))
         # The tighter window is the one to report; on a tie, the minute (it resets first).

@@ -35,6 +35,7 @@ from sandbox.accesslog import AccessLog
 from sandbox.config import Settings
 from sandbox.errors import InternalError, envelope
 from sandbox.netfaults import BODY_KEY, DELAY_KEY, ENVIRON_KEY, FORWARD_KEY, SERVER_CARRIES_OUT
+from sandbox.store.redis_journal import flush_all as flush_journals
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 GRACE_SECONDS = 5.0  # requests in flight get this long to finish on SIGTERM
@@ -327,6 +328,7 @@ class _Supervisor:
             log.exception("worker failed")
             code = 1
         finally:
+            flush_journals()  # os._exit skips atexit: queued journal entries would be lost
             os._exit(code)
 
     def _stop(self, signum: int, frame: Any) -> None:

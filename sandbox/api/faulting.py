@@ -55,7 +55,7 @@ def admit(sandbox: Any, call: Call, api_key: ApiKey) -> None:
         raise RateLimitExceeded(
             quota.retry_after or 1, headers={INJECTED_HEADER: "429; source=key"}
         )
-    quota = sandbox.limiter.admit(api_key.key)
+    quota = sandbox.limiter.admit(api_key.key, api_key.tenant)
     call.quota = quota
     if not quota.allowed:
         raise RateLimitExceeded(quota.retry_after or 1)

@@ -280,6 +280,13 @@ _UNJOURNALED = ("/_sandbox/", "/docs", "/openapi.")
 
 def finish(sandbox: Any, req: Request, call: Call, response: Response) -> Response:
     """The rate-limit headers, then the journal entry."""
+    try:
+        return _finish(sandbox, req, call, response)
+    finally:
+        sandbox.counters.end_request()  # the store's view of this request (incr_many)
+
+
+def _finish(sandbox: Any, req: Request, call: Call, response: Response) -> Response:
     faulting.add_headers(response, call)
     path = req.path
     if path.startswith(_UNJOURNALED):
@@ -341,8 +348,7 @@ def _tally(
     behaviour = sandbox.behaviour
     try:
         if behaviour is None or tenant is None:
-            for key in bump:
-                sandbox.counters.incr(key)
+            sandbox.counters.bump(bump)
             return None
         wrote = 200 <= status < 300 and REGISTERED[call.operation_id].permission == "write"
         if behaviour.idle(tenant, status, wrote, bump):

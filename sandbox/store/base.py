@@ -8,6 +8,7 @@ tenant and never interpret them. The same test suite runs against both.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any, Protocol
 
 
@@ -52,10 +53,10 @@ class Store(Protocol):
 
     def set_value(self, name: str, value: dict[str, Any]) -> None: ...
 
-    def revision(self, tenant: str) -> int | None:
-        """A number that changes whenever the tenant's ingested data changes (and is never
-        reused); None when this process cannot know that cheaply (a shared store: other
-        processes write too)."""
+    def revision(self, tenant: str) -> Hashable | None:
+        """A value that changes whenever the tenant's ingested data changes (and is never
+        reused); None when this process cannot know that cheaply (a shared store outside
+        a request's view: other processes write too)."""
 
     def ping(self) -> None:
         """Nothing when the store answers; raises ``errors.StoreUnavailable`` when it

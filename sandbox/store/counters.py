@@ -25,6 +25,18 @@ class Counters(Protocol):
         ``ttl_seconds`` sets the expiry when the counter is created; later calls keep it.
         """
 
+    def incr_many(
+        self, items: Sequence[tuple[str, int, float | None]], tenant: str | None = None
+    ) -> list[int]:
+        """Each ``(key, by, ttl_seconds)`` as :meth:`incr`, all in one atomic step.
+
+        With ``tenant``, a shared store also reads, in the same round trip, what the rest
+        of the request reads (the rule list's version, the clock, the tenant's revision)
+        and answers from that view until :meth:`end_request`."""
+
+    def end_request(self) -> None:
+        """The request is answered: forget its view (see :meth:`incr_many`)."""
+
     def get(self, key: str) -> int:
         """The counter's value; 0 when absent or expired."""
 
@@ -41,6 +53,7 @@ class Counters(Protocol):
         keep: int,
         ttl_seconds: float,
         counts: Sequence[tuple[str, int]] = (),
+        scope: str | None = None,
     ) -> tuple[list[int], list[str]]:
         """One atomic step over a bounded list and some counters: add each ``by`` to its
         counter, read the list at ``key``, then append ``item`` to it (keeping the newest
@@ -48,11 +61,17 @@ class Counters(Protocol):
         None, delete it. Returns the counters' new values and the list as it was.
 
         Each item is stored as ``"<the last counter's new value> <item>"`` (``0`` with no
-        counters): a reader learns where that counter stood when the item was added."""
+        counters): a reader learns where that counter stood when the item was added.
+        ``scope`` (a tenant): what :meth:`lists_pending` is asked about."""
 
-    def lists_pending(self) -> bool:
-        """False only when certainly no list is stored (a shared store says True: asking
-        would cost a round trip), so a caller can skip building a key it won't need."""
+    def lists_pending(self, scope: str | None = None) -> bool:
+        """False only when certainly no list (of ``scope``'s, if given) is stored; True
+        when it cannot be known without a round trip. A caller can skip building a key
+        it won't need."""
+
+    def bump(self, keys: Sequence[str]) -> None:
+        """Add 1 to each counter, the new values unneeded: a shared store may write
+        them a moment later, off the request's path (its own reads wait for them)."""
 
     def add_rule(self, rule: dict[str, Any]) -> None:
         """Append a rule document (it has an ``id``); a rule with the same id is replaced."""
@@ -118,6 +137,16 @@ class MemoryCounters:
         with self._lock:
             return self._incr(key, by, ttl_seconds, self._now())
 
+    def incr_many(
+        self, items: Sequence[tuple[str, int, float | None]], tenant: str | None = None
+    ) -> list[int]:
+        with self._lock:
+            now = self._now()
+            return [self._incr(key, by, ttl, now) for key, by, ttl in items]
+
+    def end_request(self) -> None:
+        pass  # in memory every read is current: there is no view to forget
+
     def exchange(
         self,
         key: str,
@@ -125,6 +154,7 @@ class MemoryCounters:
         keep: int,
         ttl_seconds: float,
         counts: Sequence[tuple[str, int]] = (),
+        scope: str | None = None,
     ) -> tuple[list[int], list[str]]:
         with self._lock:
             now = self._now()
@@ -138,8 +168,14 @@ class MemoryCounters:
                     del self._lists[next(iter(self._lists))]
             return values, old
 
-    def lists_pending(self) -> bool:
+    def lists_pending(self, scope: str | None = None) -> bool:
         return bool(self._lists)
+
+    def bump(self, keys: Sequence[str]) -> None:
+        with self._lock:
+            now = self._now()
+            for key in keys:
+                self._incr(key, 1, None, now)
 
     def get(self, key: str) -> int:
         with self._lock:
