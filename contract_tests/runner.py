@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-# Imported for their @check registrations.
-from contract_tests import defaults, schema_layer, semantics, stateful  # noqa: F401
+# defaults, schema_layer, semantics and stateful are imported for their @check registrations.
+from contract_tests import defaults, junit, schema_layer, semantics, stateful  # noqa: F401
 from contract_tests.registry import (
     LAYERS,
     REGISTRY,
@@ -198,26 +198,17 @@ def summary_table(results: list[Result]) -> str:
 def write_junit(results: list[Result], path: Path, options: Options) -> None:
     """One <testcase> per (layer, check, operation): classname layer.check, name operation."""
     counts = Counter(r.outcome for r in results)
-    suite = ET.Element(
-        "testsuite",
-        name="quimbi-contract",
-        tests=str(len(results)),
-        failures=str(counts[FAILED]),
-        errors=str(counts[ERROR]),
-        skipped=str(counts[SKIPPED] + counts[INCONCLUSIVE]),
-        time=f"{sum(r.seconds for r in results):.3f}",
+    suite = junit.suite(
+        "quimbi-contract",
+        tests=len(results),
+        failures=counts[FAILED],
+        errors=counts[ERROR],
+        skipped=counts[SKIPPED] + counts[INCONCLUSIVE],
+        seconds=sum(r.seconds for r in results),
+        properties=[("base_url", options.base_url), ("seed", str(options.seed))],
     )
-    properties = ET.SubElement(suite, "properties")
-    for name, value in (("base_url", options.base_url), ("seed", str(options.seed))):
-        ET.SubElement(properties, "property", name=name, value=value)
     for result in results:
-        case = ET.SubElement(
-            suite,
-            "testcase",
-            classname=f"{result.layer}.{result.check}",
-            name=result.operation,
-            time=f"{result.seconds:.3f}",
-        )
+        case = junit.case(suite, f"{result.layer}.{result.check}", result.operation, result.seconds)
         if result.failure is not None:
             failure = result.failure
             element = ET.SubElement(case, "failure", message=f"expected {failure.expected}")
@@ -231,8 +222,4 @@ def write_junit(results: list[Result], path: Path, options: Options) -> None:
         elif result.outcome == INCONCLUSIVE:
             element = ET.SubElement(case, "skipped", message=f"inconclusive: {result.message}")
             element.text = f"{result.curl}\n" if result.curl else None
-    tree = ET.ElementTree(ET.Element("testsuites"))
-    tree.getroot().append(suite)
-    ET.indent(tree)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tree.write(path, encoding="utf-8", xml_declaration=True)
+    junit.write(suite, path)

@@ -100,22 +100,6 @@ class Coverage:
             keys.append(f"{base}f|{LATENCY}")
         return keys
 
-    def count(
-        self,
-        tenant: str | None,
-        operation_id: str,
-        status: int,
-        error_code: str | None,
-        fault_label: str | None,
-        latency_ms: int | None,
-    ) -> None:
-        if fault_label is None and not latency_ms:  # nearly every request: one key
-            answer = f"{status} {error_code}" if error_code else status
-            self._counters.incr(f"{PREFIX}{tenant or NO_TENANT}|{operation_id}|a|{answer}")
-            return
-        for key in self.keys(tenant, operation_id, status, error_code, fault_label, latency_ms):
-            self._counters.incr(key)
-
     def count_behaviour(self, tenant: str, operation_id: str, kind: str) -> None:
         """One retry-discipline problem (``sandbox.behaviour``) of this operation."""
         self._counters.incr(f"{PREFIX}{tenant}|{operation_id}|b|{kind}")

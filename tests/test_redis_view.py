@@ -15,16 +15,7 @@ import pytest
 from sandbox.app import create_app
 from sandbox.store.redis import RedisStore
 from tests.conftest import DEFAULT_KEY, ServerProcess
-
-
-def order(order_id: str, customer_id: str = "c1", cents: int = 1000) -> dict:
-    return {
-        "customer_id": customer_id,
-        "order_id": order_id,
-        "order_date": "2024-01-15T10:30:00+00:00",
-        "total_cents": cents,
-        "items": [],
-    }
+from tests.test_store import order
 
 
 def begin(store: RedisStore, tenant: str = "t1") -> list[int]:

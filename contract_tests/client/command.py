@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from contract_tests import junit
 from contract_tests.client.answers import Answer, generator
 from contract_tests.sandbox_server import DEFAULT_KEY, SandboxServer
 
@@ -270,25 +271,18 @@ def format_report(outcomes: list[Outcome], probe: Run, options: ClientOptions) -
 
 def write_junit(outcomes: list[Outcome], path: Path, options: ClientOptions) -> None:
     counts = Counter(o.outcome for o in outcomes)
-    suite = ET.Element(
-        "testsuite",
-        name="quimbi-contract client",
-        tests=str(len(outcomes)),
-        failures=str(counts[FAILED]),
-        errors="0",
-        skipped=str(counts[SKIPPED]),
-        time=f"{sum(o.seconds for o in outcomes):.3f}",
+    suite = junit.suite(
+        "quimbi-contract client",
+        tests=len(outcomes),
+        failures=counts[FAILED],
+        errors=0,
+        skipped=counts[SKIPPED],
+        seconds=sum(o.seconds for o in outcomes),
+        properties=[("command", options.command), ("seed", str(options.seed))],
     )
-    properties = ET.SubElement(suite, "properties")
-    for name, value in (("command", options.command), ("seed", str(options.seed))):
-        ET.SubElement(properties, "property", name=name, value=value)
     for outcome in outcomes:
-        case = ET.SubElement(
-            suite,
-            "testcase",
-            classname="client.survives_generated_answers",
-            name=outcome.operation,
-            time=f"{outcome.seconds:.3f}",
+        case = junit.case(
+            suite, "client.survives_generated_answers", outcome.operation, outcome.seconds
         )
         if outcome.outcome == FAILED and outcome.answer is not None and outcome.run is not None:
             element = ET.SubElement(case, "failure", message=outcome.run.problem or "")
@@ -301,11 +295,7 @@ def write_junit(outcomes: list[Outcome], path: Path, options: ClientOptions) -> 
             )
         elif outcome.outcome == SKIPPED:
             ET.SubElement(case, "skipped", message=outcome.message)
-    tree = ET.ElementTree(ET.Element("testsuites"))
-    tree.getroot().append(suite)
-    ET.indent(tree)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tree.write(path, encoding="utf-8", xml_declaration=True)
+    junit.write(suite, path)
 
 
 def build_parser() -> argparse.ArgumentParser:
