@@ -60,6 +60,20 @@ def serve_must_refuse(*args: str, says: str) -> None:
     assert "Traceback" not in result.stderr
 
 
+def eventually(fetch, done, timeout: float = 5.0):
+    """``fetch()`` until ``done(result)`` or ``timeout`` s; the last result either way.
+
+    For what one sandbox process reads of another's journal or coverage counts over
+    Redis: each process writes those a few milliseconds after its answer (README,
+    "Shared state"), so a read right after the last request may not see it yet."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = fetch()
+        if done(result) or time.monotonic() > deadline:
+            return result
+        time.sleep(0.02)
+
+
 class ServerProcess:
     """`quimbi-sandbox serve` in a child process on a free loopback port."""
 

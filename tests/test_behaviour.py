@@ -11,7 +11,7 @@ from contract_tests.coverage import format_table
 from contract_tests.sandbox_server import SandboxServer
 from sandbox.app import create_app
 from sandbox.behaviour import judge
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, eventually
 
 CHURN = "/api/intelligence/predict/churn"
 KEY = {"X-API-Key": "test_key_12345"}
@@ -197,7 +197,10 @@ def test_two_workers_on_redis_judge_one_history_in_real_time(redis_url):
         assert server.get("/_sandbox/violations", key=None).json()["count"] == 0
         for _ in range(3):
             server.post(CHURN, {"customer_id": "test_customer_not_found"})
-        found = server.get("/_sandbox/violations", key=None).json()["requests"]
+        found = eventually(
+            lambda: server.get("/_sandbox/violations", key=None).json()["requests"],
+            lambda entries: len(entries) >= 2,
+        )
         report = server.get("/_sandbox/coverage", key=None).json()
     assert [e["problems"][0]["rule"] for e in found] == ["resent_4xx", "resent_4xx"]
     assert len(found[1]["problems"][0]["requests"]) == 3

@@ -14,7 +14,7 @@ from contract_tests.coverage import merge
 from contract_tests.sandbox_server import SandboxServer
 from sandbox.app import create_app
 from sandbox.coverage import documented_answers
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, eventually
 
 ANALYZE = "/api/intelligence/analyze"
 KEY = {"X-API-Key": "test_key_12345"}
@@ -85,7 +85,10 @@ def test_two_workers_on_redis_share_the_counts(redis_url):
             server.post(ANALYZE, {"customer_id": f"c-{i}"})
         with pytest.raises(requests.ConnectionError):
             server.post(ANALYZE, {"customer_id": "x"}, headers={"X-Sandbox-Fault": "reset"})
-        report = server.get("/_sandbox/coverage", key=None).json()
+        report = eventually(
+            lambda: server.get("/_sandbox/coverage", key=None).json(),
+            lambda got: got["operations"]["analyzeCustomer"]["calls"] >= 31,
+        )
         pids = {
             e["id"].split("-")[0]
             for e in server.get("/_sandbox/requests", key=None).json()["requests"]

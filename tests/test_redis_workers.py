@@ -8,7 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.conftest import ServerProcess, free_port, serve_must_refuse
+from tests.conftest import ServerProcess, eventually, free_port, serve_must_refuse
 
 
 def order(order_id: str, total: float) -> dict:
@@ -35,7 +35,10 @@ def test_two_servers_share_data_clock_and_journal(redis_url):
         assert round(gained, 2) == 12.34
         one.post("/_sandbox/clock", {"now": "2024-01-20T00:00:00Z"}, key=None)
         assert two.get("/_sandbox/clock", key=None).json()["now"] == "2024-01-20T00:00:00Z"
-        paths = [e["path"] for e in one.get("/_sandbox/requests", key=None).json()["requests"]]
+        paths = eventually(
+            lambda: [e["path"] for e in one.get("/_sandbox/requests", key=None).json()["requests"]],
+            lambda got: got.count("/api/intelligence/analyze") >= 2,
+        )
         assert paths.count("/api/intelligence/analyze") == 2
 
 
