@@ -1,4 +1,4 @@
-"""The proxy's way to the upstream: one pooled aiohttp client per server process.
+"""The proxy's way to the upstream: a pool of kept-alive HTTP/1.1 connections per process.
 
 The server (``sandbox.server.WsgiBridge``) calls :meth:`Upstream.relay` for a request the
 app left an ``Exchange`` for; awaiting the upstream never blocks the loop, so requests in
@@ -9,16 +9,25 @@ the ``Connection`` header names) are the one hop's business and are dropped both
 and ``Host``/``Content-Length`` are the new hop's own. The ``X-Sandbox-*`` request
 headers are addressed to the proxy, so they are not sent on. ``--upstream-api-key``
 replaces the client's key on the way out only.
+
+Why not aiohttp's client: per forwarded request it cost about as much CPU as the whole
+sandbox answering the request itself (request and response objects, cookie jar, tracing
+hooks, a task per body write), and the proxy's throughput is CPU-bound. Here a request is
+one ``write`` of bytes built in place, and the answer is parsed in C by httptools (llhttp,
+the parser Node.js uses): see bench/proxy.py and README "Speed".
 """
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import ssl
+from collections import deque
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
-from yarl import URL
+import httptools
 
 from sandbox.config import Settings
 
@@ -35,8 +44,12 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-_NOT_SENT = HOP_BY_HOP | {"host", "content-length"}
-_POOL_SIZE = 100  # connections kept to the upstream per process
+# Expect: the proxy has read the whole body already, so there is nothing to wait for.
+_NOT_SENT = HOP_BY_HOP | {"host", "content-length", "expect"}
+_POOL_SIZE = 100  # connections open to the upstream per process
+# Bounds the memory an upstream answer can take; past it the answer is a "bad-answer".
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
+_NO_BODY_SENT = ("GET", "HEAD", "DELETE")
 
 
 def end_to_end(pairs: Iterable[tuple[str, str]], extra: frozenset[str] = HOP_BY_HOP):
@@ -51,26 +64,162 @@ def end_to_end(pairs: Iterable[tuple[str, str]], extra: frozenset[str] = HOP_BY_
     return [(n, v) for n, v in pairs if n.lower() not in extra and n.lower() not in named]
 
 
+class UpstreamFailed(Exception):
+    """How the upstream failed: ``failure`` is unreachable, timeout, reset or bad-answer."""
+
+    def __init__(self, failure: str, reason: str) -> None:
+        super().__init__(reason)
+        self.failure = failure
+        self.reason = reason
+
+
+class _Answer:
+    """What one answer's parse collects (httptools calls these methods)."""
+
+    __slots__ = ("head", "status", "headers", "chunks", "size", "done", "keep", "too_large")
+
+    def __init__(self, head: bool) -> None:
+        self.head = head  # a HEAD answer ends with its headers, whatever they announce
+        self.status = 0
+        self.headers: list[tuple[str, str]] = []
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.done = False
+        self.keep = False
+        self.too_large = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name.decode("latin-1"), value.decode("latin-1")))
+
+    def on_body(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > MAX_ANSWER_BYTES:
+            self.too_large = True
+            raise OverflowError  # stops the parser; data_received says why
+        self.chunks.append(chunk)
+
+    def on_message_complete(self) -> None:
+        self.done = True
+
+
+class _Connection(asyncio.Protocol):
+    """One kept-alive connection: at most one request on it at a time."""
+
+    def __init__(self, pool: Upstream) -> None:
+        self.pool = pool
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.counted_out = False  # its place in the pool given back
+        self._answer: _Answer | None = None
+        self._parser: Any = None
+        self._waiter: asyncio.Future[_Answer] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def send(self, data: bytes, head: bool) -> asyncio.Future[_Answer]:
+        self._answer = _Answer(head)
+        self._parser = httptools.HttpResponseParser(self)
+        self._waiter = asyncio.get_running_loop().create_future()
+        assert self.transport is not None
+        self.transport.write(data)
+        return self._waiter
+
+    # httptools' callbacks land here and go to the answer being read.
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._answer.on_header(name, value)  # type: ignore[union-attr]
+
+    def on_headers_complete(self) -> None:
+        answer = self._answer
+        assert answer is not None
+        answer.status = self._parser.get_status_code()
+        if 100 <= answer.status < 200:  # an interim answer: the final one follows
+            answer.headers = []
+            return
+        if answer.head:
+            answer.done = True
+        # Asked now: llhttp forgets it once the message is complete.
+        answer.keep = self._parser.should_keep_alive()
+
+    def on_body(self, chunk: bytes) -> None:
+        self._answer.on_body(chunk)  # type: ignore[union-attr]
+
+    def on_message_complete(self) -> None:
+        answer = self._answer
+        if answer is not None and answer.status >= 200:
+            answer.done = True
+
+    def data_received(self, data: bytes) -> None:
+        answer, waiter = self._answer, self._waiter
+        if answer is None or waiter is None or waiter.done():
+            self._drop()  # bytes nobody asked for: the connection cannot be trusted
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            if answer.too_large:
+                reason = f"the answer is over {MAX_ANSWER_BYTES} bytes"
+            else:
+                reason = f"not an HTTP answer: {exc}"
+            self._finish(UpstreamFailed("bad-answer", reason))
+            return
+        if answer.done:
+            self._finish(None)
+
+    def eof_received(self) -> bool:
+        answer = self._answer
+        if answer is not None and not answer.done and answer.status >= 200:
+            framed = any(
+                name.lower() in ("content-length", "transfer-encoding")
+                for name, _ in answer.headers
+            )
+            if not framed:  # the body runs to the end of the connection (RFC 9112 6.3)
+                answer.done = True
+                self._finish(None)
+                return False
+        self._finish(UpstreamFailed("reset", "the upstream closed the connection mid-answer"))
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.pool.forget(self)
+        reason = str(exc) or type(exc).__name__ if exc is not None else "connection closed"
+        self._finish(UpstreamFailed("reset", reason))
+
+    def _finish(self, failure: UpstreamFailed | None) -> None:
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        if failure is None:
+            waiter.set_result(self._answer)  # type: ignore[arg-type]
+        else:
+            self._drop()
+            waiter.set_exception(failure)
+        self._answer = self._parser = self._waiter = None
+
+    def _drop(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+
 class Upstream:
     def __init__(self, settings: Settings) -> None:
         assert settings.upstream is not None
-        self.base = settings.upstream
+        self.base = settings.upstream.rstrip("/")
         parts = urlsplit(self.base)
         self.name = f"{parts.scheme}://{parts.netloc}"  # what an error's details name
         self.api_key = settings.upstream_api_key
-        self.timeout = aiohttp.ClientTimeout(total=settings.upstream_timeout)
-        self._session: aiohttp.ClientSession | None = None
-
-    def _client(self) -> aiohttp.ClientSession:
-        # Made on the serving loop (after --workers forks), once per process.
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=_POOL_SIZE),
-                timeout=self.timeout,
-                auto_decompress=False,  # the body goes back as it came
-                skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept"),
-            )
-        return self._session
+        self.timeout = settings.upstream_timeout
+        self._host = parts.hostname or ""
+        default_port = 443 if parts.scheme == "https" else 80
+        self._port = parts.port or default_port
+        self._ssl = ssl.create_default_context() if parts.scheme == "https" else None
+        self._host_header = parts.netloc.rpartition("@")[2].encode("latin-1")
+        self._prefix = parts.path.rstrip("/")
+        self._idle: deque[_Connection] = deque()
+        self._open = 0
+        self._waiting: deque[asyncio.Future[None]] = deque()
 
     def outgoing(self, headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
         sent = [
@@ -83,6 +232,17 @@ class Upstream:
             sent.append(("X-API-Key", self.api_key))
         return sent
 
+    def _request_bytes(
+        self, method: str, raw_path: str, headers: Iterable[tuple[str, str]], body: bytes
+    ) -> bytes:
+        lines = [_raw(f"{method} {self._prefix}{raw_path} HTTP/1.1"), b"Host: " + self._host_header]
+        for name, value in self.outgoing(headers):
+            lines.append(_raw(f"{name}: {value}"))
+        if body or method not in _NO_BODY_SENT:
+            lines.append(b"Content-Length: %d" % len(body))
+        lines.append(b"\r\n")
+        return b"\r\n".join(lines) + body
+
     async def relay(
         self,
         method: str,
@@ -93,34 +253,109 @@ class Upstream:
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         """The finished answer: the upstream's (``exchange.complete``), or the 503 saying
         how it failed (``exchange.fail``)."""
-        url = URL(self.base + raw_path, encoded=True)  # the path and query exactly as sent
-        sent = self.outgoing(headers)
+        data = self._request_bytes(method, raw_path, headers, body)
         try:
-            async with self._client().request(
-                method,
-                url,
-                headers=sent,
-                data=body if body or method not in ("GET", "HEAD", "DELETE") else None,
-                allow_redirects=False,
-            ) as answer:
-                payload = await answer.read()
-                status = answer.status
-                received = [
-                    (name.decode("latin-1"), value.decode("latin-1"))
-                    for name, value in answer.raw_headers
-                ]
+            answer = await self._exchange(data, method == "HEAD")
+        except UpstreamFailed as exc:
+            return exchange.fail(self.name, exc.failure, exc.reason)
+        return exchange.complete(answer.status, end_to_end(answer.headers), b"".join(answer.chunks))
+
+    async def _exchange(self, data: bytes, head: bool) -> _Answer:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        connection = await self._connection(deadline)
+        timer = loop.call_at(deadline, connection._finish, _timed_out(self.timeout))
+        try:
+            answer = await connection.send(data, head)
+        except BaseException:
+            connection._drop()  # a half-read answer: the connection is of no further use
+            self.release(connection)
+            raise
+        finally:
+            timer.cancel()
+        if not answer.keep:
+            connection._drop()
+        self.release(connection)
+        return answer
+
+    async def _connection(self, deadline: float) -> _Connection:
+        while self._idle:
+            connection = self._idle.pop()
+            if not connection.closed:
+                return connection
+        loop = asyncio.get_running_loop()
+        while self._open >= _POOL_SIZE:
+            waiter = loop.create_future()
+            self._waiting.append(waiter)
+            try:
+                await asyncio.wait_for(waiter, max(deadline - loop.time(), 0))
+            except TimeoutError:
+                raise _timed_out(self.timeout) from None
+            while self._idle:
+                connection = self._idle.pop()
+                if not connection.closed:
+                    return connection
+        self._open += 1
+        try:
+            _, connection = await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: _Connection(self), self._host, self._port, ssl=self._ssl
+                ),
+                max(deadline - loop.time(), 0),
+            )
         except TimeoutError:
-            seconds = self.timeout.total
-            return exchange.fail(self.name, "timeout", f"no complete answer within {seconds} s")
-        except aiohttp.ClientConnectorError as exc:
-            return exchange.fail(self.name, "unreachable", str(exc))
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-            return exchange.fail(self.name, "reset", str(exc) or type(exc).__name__)
-        except aiohttp.ClientError as exc:
-            return exchange.fail(self.name, "bad-answer", str(exc) or type(exc).__name__)
-        return exchange.complete(status, end_to_end(received), payload)
+            self._open -= 1
+            self._wake()
+            raise _timed_out(self.timeout) from None
+        except (OSError, ssl.SSLError) as exc:
+            self._open -= 1
+            self._wake()
+            raise UpstreamFailed(
+                "unreachable", f"cannot connect to {self._host}:{self._port}: {exc}"
+            ) from None
+        sock = connection.transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return connection
+
+    def release(self, connection: _Connection) -> None:
+        if connection.closed:
+            self.forget(connection)
+        else:
+            self._idle.append(connection)
+        self._wake()
+
+    def forget(self, connection: _Connection) -> None:
+        """A connection closed: its place in the pool is free (counted once)."""
+        if connection.counted_out:
+            return
+        connection.counted_out = True
+        self._open -= 1
+        try:
+            self._idle.remove(connection)
+        except ValueError:
+            pass
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        while self._idle:
+            self._idle.pop()._drop()
+
+
+def _raw(text: str) -> bytes:
+    """The bytes the client sent: the server decoded them as UTF-8 with surrogateescape."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate no decoding made: kept, never a failure
+        return text.encode("utf-8", "surrogatepass")
+
+
+def _timed_out(seconds: float) -> UpstreamFailed:
+    return UpstreamFailed("timeout", f"no complete answer within {seconds} s")
