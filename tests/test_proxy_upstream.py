@@ -14,7 +14,9 @@ import pytest
 
 from sandbox.config import Settings
 from sandbox.proxy import upstream as upstream_module
+from sandbox.proxy.judge import ResponseJudge
 from sandbox.proxy.upstream import Upstream
+from sandbox.spec import load_contract
 from tests.conftest import free_port
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter, bytes], Awaitable[bool]]
@@ -271,3 +273,20 @@ def test_nobody_listening_is_unreachable():
         assert upstream._open == 0
 
     _run(test)
+
+
+def test_the_judge_remembers_a_body_s_verdict_but_not_its_headers():
+    judge = ResponseJudge(load_contract())
+    limits = [("X-RateLimit-Limit", "100"), ("X-RateLimit-Reset", "60")]
+    framed = [("Content-Type", "application/json"), *limits]
+    drifted = b'{"customer_id": "c1", "archetype": 7}'
+    first = judge.judge("analyzeCustomer", 200, framed, drifted)
+    assert first[0]["path"] == "header:X-RateLimit-Remaining" and len(first) > 1
+    body_problems = [dict(p) for p in first[1:]]
+    for problem in first:
+        problem["side"] = "response"  # the journal adds to what it is given
+    again = judge.judge("analyzeCustomer", 200, [*framed, ("X-RateLimit-Remaining", "9")], drifted)
+    assert again == body_problems
+    # The same bytes framed otherwise are judged afresh.
+    other = judge.judge("analyzeCustomer", 200, [("Content-Type", "text/plain")], drifted)
+    assert other[-1]["path"] == "header:Content-Type"

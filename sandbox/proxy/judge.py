@@ -24,6 +24,11 @@ from sandbox.spec import Contract
 
 _CODE = re.compile(r"`([A-Z][A-Z0-9_]+)`")
 _HTTP_METHODS = ("get", "put", "post", "delete", "patch")
+# The body's verdict depends on nothing but these bytes and what frames them, and
+# upstreams answer the same bytes again and again (a customer asked about twice, the same
+# error): kept for this many recent answers of up to this size.
+_MEMO_ENTRIES = 512
+_MEMO_BODY_BYTES = 64 * 1024
 
 
 class ResponseJudge:
@@ -31,6 +36,7 @@ class ResponseJudge:
 
     def __init__(self, contract: Contract) -> None:
         self.contract = contract
+        self._bodies: dict[tuple[Any, ...], tuple[dict[str, str], ...]] = {}
         # operation id -> status key ("200", "4XX", "default") -> (JSON?, codes, headers)
         self.answers: dict[str, dict[str, tuple[bool, frozenset[str], list[_Header]]]] = {}
         for item in contract.document.get("paths", {}).values():
@@ -76,20 +82,40 @@ class ResponseJudge:
         if not is_json:
             return problems
         content_type = named.get("content-type", "")
+        encoding = named.get("content-encoding")
+        memo_key = (operation_id, status, content_type, encoding, body)
+        found = self._bodies.get(memo_key)
+        if found is None:
+            found = tuple(
+                self._body_problems(operation_id, status, codes, content_type, encoding, body)
+            )
+            if len(body) <= _MEMO_BODY_BYTES:
+                if len(self._bodies) >= _MEMO_ENTRIES:
+                    del self._bodies[next(iter(self._bodies))]  # the oldest
+                self._bodies[memo_key] = found
+        return problems + [dict(p) for p in found]
+
+    def _body_problems(
+        self,
+        operation_id: str,
+        status: int,
+        codes: frozenset[str],
+        content_type: str,
+        encoding: str | None,
+        body: bytes,
+    ) -> list[dict[str, str]]:
         if content_type.partition(";")[0].strip().lower() != "application/json":
-            problems.append(
+            return [
                 {
                     "path": "header:Content-Type",
                     "message": f"{content_type or 'absent'}; documented: application/json",
                 }
-            )
-            return problems
+            ]
         try:
-            document = json.loads(_decoded(body, named.get("content-encoding")))
+            document = json.loads(_decoded(body, encoding))
         except (ValueError, UnicodeDecodeError, RecursionError, zlib.error) as exc:
-            problems.append({"path": "", "message": f"body is not JSON: {str(exc)[:160]}"})
-            return problems
-        problems += [
+            return [{"path": "", "message": f"body is not JSON: {str(exc)[:160]}"}]
+        problems = [
             p.as_dict() for p in self.contract.validate_response(operation_id, status, document)
         ]
         code = _error_code(document) if status >= 400 else None

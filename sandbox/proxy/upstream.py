@@ -55,13 +55,18 @@ _NO_BODY_SENT = ("GET", "HEAD", "DELETE")
 def end_to_end(pairs: Iterable[tuple[str, str]], extra: frozenset[str] = HOP_BY_HOP):
     """The pairs without hop-by-hop headers (``extra``) and those ``Connection`` names."""
     pairs = list(pairs)
-    named = {
+    named = _connection_names(pairs)
+    return [(n, v) for n, v in pairs if (low := n.lower()) not in extra and low not in named]
+
+
+def _connection_names(pairs: list[tuple[str, str]]) -> set[str]:
+    """The headers a ``Connection`` header names: this hop's own too."""
+    return {
         token.strip().lower()
         for name, value in pairs
         if name.lower() == "connection"
         for token in value.split(",")
     }
-    return [(n, v) for n, v in pairs if n.lower() not in extra and n.lower() not in named]
 
 
 class UpstreamFailed(Exception):
@@ -222,13 +227,21 @@ class Upstream:
         self._waiting: deque[asyncio.Future[None]] = deque()
 
     def outgoing(self, headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-        sent = [
-            (name, value)
-            for name, value in end_to_end(headers, _NOT_SENT)
-            if not name.lower().startswith("x-sandbox-")
-        ]
-        if self.api_key is not None:
-            sent = [(n, v) for n, v in sent if n.lower() != "x-api-key"]
+        pairs = list(headers)
+        named = _connection_names(pairs)
+        swap = self.api_key is not None
+        sent = []
+        for name, value in pairs:
+            low = name.lower()
+            if (
+                low in _NOT_SENT
+                or low in named
+                or low.startswith("x-sandbox-")
+                or (swap and low == "x-api-key")
+            ):
+                continue
+            sent.append((name, value))
+        if swap:
             sent.append(("X-API-Key", self.api_key))
         return sent
 
