@@ -1,17 +1,20 @@
 """What the validating proxy costs: analyze (magic customer) at 8 connections, called
 directly on an upstream sandbox, through `quimbi-sandbox proxy`, and through `prism proxy`.
 
-    python bench/proxy.py                      # 3 rounds of 10 s per path, ~2 minutes
+    python bench/proxy.py                      # 3 rounds of 10 s per path, twice: ~4 minutes
     python bench/proxy.py --rounds 5 --seconds 5 --prism-dir /tmp/prism
 
-One upstream (`quimbi-sandbox serve`, a rate limit too high to hit) serves all three
-paths; the two proxies forward to it, the paths taking turns within each round (the
-order flips every round). Both proxies validate the request and the response against
-openapi.yaml; ours also journals the exchange and prints its access line (to a file).
-Prints req/s, p50 and p99 per run, then the medians and the proxy's overhead against
-the direct path: p50 added and the share of the direct throughput. wrk, the upstream
-and the proxy share the machine's cores, so the direct path has a core more to itself
-than a proxied one. Never run by the tests.
+Two setups, one after the other (``--upstream-latency 0,5``): an upstream that answers at
+once (the worst case for the proxy: upstream, proxy and wrk all compete for the same two
+cores, so the proxied path has half the CPU per request the direct one has), and one 5 ms
+away (every answer held 5 ms by the upstream's own ``--latency``: staging across a
+network, the proxy's real use). In each, one upstream (`quimbi-sandbox serve`, a rate
+limit too high to hit) serves all three paths; the two proxies forward to it, the paths
+taking turns within each round (the order flips every round). Both proxies validate the
+request and the response against openapi.yaml; ours also journals the exchange and
+prints its access line (to a file). Prints req/s, p50 and p99 per run, then the medians
+and the proxy's overhead against the direct path: p50 added and the share of the direct
+throughput. Never run by the tests.
 """
 
 from __future__ import annotations
@@ -37,16 +40,10 @@ def sandbox(name: str, *args: str) -> Server:
     return Server(name, [*command, "--rate-limit", HIGH_LIMIT], port)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--prism", default=PRISM, help="the npm package spec of Prism")
-    parser.add_argument("--prism-dir", type=Path, help="reuse this npm prefix for Prism")
-    args = parser.parse_args()
-    ensure_wrk()
-    prism_binary = install_prism(args.prism, args.prism_dir or Path("/tmp/quimbi-bench-prism"))
-    upstream = sandbox("direct", "serve").start()
+def measure(latency_ms: float, args: argparse.Namespace, prism_binary: Path) -> None:
+    """Rounds of the three paths on one upstream ``latency_ms`` away; prints the medians."""
+    held = ["--latency", f"{latency_ms:g}"] if latency_ms else []
+    upstream = sandbox("direct", "serve", *held).start()
     port = free_port()
     paths = [
         upstream,
@@ -69,6 +66,7 @@ def main() -> None:
         ),
     ]
     runs: dict[str, list] = {path.name: [] for path in paths}
+    print(f"upstream {latency_ms:g} ms away:", flush=True)
     try:
         for path in paths[1:]:
             path.start()
@@ -97,12 +95,30 @@ def main() -> None:
         for name, results in runs.items()
     }
     direct_rps, direct_p50, _ = medians["direct"]
-    print("median over rounds (analyze, c=8):")
+    print(f"median over rounds (analyze, c=8, upstream {latency_ms:g} ms away):")
     for name, (rps, p50, p99) in medians.items():
         line = f"  {name:13} {rps:7.0f} req/s  p50 {p50:5.2f} ms  p99 {p99:6.2f} ms"
         if name != "direct":
             line += f"  | {rps / direct_rps:4.0%} of direct, p50 +{p50 - direct_p50:.2f} ms"
-        print(line)
+        print(line, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--upstream-latency",
+        default="0,5",
+        help="comma-separated: how far away the upstream is, in ms (its --latency)",
+    )
+    parser.add_argument("--prism", default=PRISM, help="the npm package spec of Prism")
+    parser.add_argument("--prism-dir", type=Path, help="reuse this npm prefix for Prism")
+    args = parser.parse_args()
+    ensure_wrk()
+    prism_binary = install_prism(args.prism, args.prism_dir or Path("/tmp/quimbi-bench-prism"))
+    for latency in args.upstream_latency.split(","):
+        measure(float(latency), args, prism_binary)
 
 
 if __name__ == "__main__":
