@@ -114,6 +114,17 @@ def test_the_upstream_answers_its_own_errors(proxy):
     }
 
 
+def test_head_on_a_get_operation_is_judged_as_get_without_a_body(proxy):
+    headers = {"X-API-Key": DEFAULT_KEY}
+    url = proxy.url + "/api/insights/benchmarks/ecommerce"
+    answer = requests.head(url, headers=headers, timeout=10)
+    assert answer.status_code == 200 and answer.content == b""
+    assert answer.headers["X-Sandbox-Violations"] == "0"
+    entry = _journal(proxy)[-1]
+    assert entry["method"] == "HEAD" and entry["operation_id"] == "getIndustryBenchmarks"
+    assert entry["request_verdict"] == "ok" and entry["response_verdict"] == "ok", entry
+
+
 def test_an_off_contract_request_is_flagged_on_the_request_side_and_still_forwarded(proxy):
     answer = _post(proxy.url, OFF_CONTRACT)
     assert answer.status_code == 422  # the upstream's own rejection, passed on

@@ -59,8 +59,15 @@ class ResponseJudge:
                 self.answers[spec_op["operationId"]] = documented
 
     def judge(
-        self, operation_id: str, status: int, headers: Iterable[tuple[str, str]], body: bytes
+        self,
+        operation_id: str,
+        status: int,
+        headers: Iterable[tuple[str, str]],
+        body: bytes,
+        head: bool = False,
     ) -> list[dict[str, str]]:
+        """The answer's problems; ``head``: a HEAD answer, which has GET's headers and no
+        body to judge."""
         documented = self.answers[operation_id]
         key = next(
             (k for k in (str(status), f"{str(status)[0]}XX", "default") if k in documented),
@@ -79,7 +86,7 @@ class ResponseJudge:
         for name, value in headers:
             named.setdefault(name.lower(), value)
         problems = [p for h in documented_headers if (p := h.check(named)) is not None]
-        if not is_json:
+        if not is_json or head:
             return problems
         content_type = named.get("content-type", "")
         encoding = named.get("content-encoding")

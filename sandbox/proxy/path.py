@@ -82,6 +82,8 @@ class ProxyPath(FastPath):
         call = current_call(environ)
         call.source = "sandbox"
         found = self._match(environ)
+        if found is None and req.method == "HEAD":  # GET's answer without its body (RFC 9110)
+            found = self._match({"REQUEST_METHOD": "GET", "PATH_INFO": environ["PATH_INFO"]})
         outcome: Response | Exchange
         try:
             if not environ.get(SERVER_CARRIES_OUT):
@@ -187,7 +189,9 @@ class Exchange:
         if status >= 400:
             call.answer_code = judge.error_code(headers, body)
         if call.operation_id is not None:
-            call.response_problems = judge.judge(call.operation_id, status, headers, body)
+            call.response_problems = judge.judge(
+                call.operation_id, status, headers, body, head=self.req.method == "HEAD"
+            )
         response = Response(body, status=status)
         response.headers = Headers(headers)
         if self.fault is not None:
