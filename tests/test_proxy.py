@@ -25,7 +25,7 @@ from contract_tests.sandbox_server import SandboxServer
 from sandbox.docs import DEFAULT_KEY
 from sandbox.proxy.judge import ResponseJudge
 from sandbox.spec import load_contract
-from tests.conftest import ServerProcess, free_port
+from tests.conftest import ServerProcess, eventually, free_port
 from tests.mutants import MUTANTS
 
 PROXY = [sys.executable, "-m", "sandbox", "proxy"]
@@ -204,6 +204,25 @@ def test_runtime_rules_fault_customers_and_network_faults_in_proxy_mode(proxy, u
         _post(proxy.url, GOOD, **{"X-Sandbox-Fault": "reset"})
     # Forwarded: the malformed one and the direct call; the rest never left the proxy.
     assert len(_journal(upstream)) == before + 2
+
+
+def test_two_proxy_workers_share_rules_and_journal_over_redis(upstream, redis_url):
+    proxy = _proxy(upstream.url, "--workers", "2", "--store", redis_url, "--no-access-log")
+    with proxy:
+        rule = {"fault": 503, "times": 3, "match": {"path": ANALYZE}}
+        assert requests.post(f"{proxy.url}/_sandbox/faults", json=rule, timeout=5).ok
+        statuses = []
+        for _ in range(12):  # a new connection each: the kernel spreads them over both
+            with requests.Session() as fresh:
+                answer = fresh.post(
+                    proxy.url + ANALYZE, json=GOOD, headers={"X-API-Key": DEFAULT_KEY}, timeout=10
+                )
+            statuses.append((answer.status_code, answer.headers["X-Sandbox-Source"]))
+        assert statuses.count((503, "sandbox")) == 3, statuses
+        assert statuses.count((200, "upstream")) == 9, statuses
+        entries = eventually(lambda: _journal(proxy), lambda found: len(found) >= 12)
+        sources = [e["source"] for e in entries if e["path"] == ANALYZE]
+        assert sorted(sources) == ["sandbox"] * 3 + ["upstream"] * 9
 
 
 def test_proxy_needs_an_upstream():
