@@ -1,5 +1,6 @@
 """What the validating proxy costs: analyze (magic customer) at 8 connections, called
-directly on an upstream sandbox, through `quimbi-sandbox proxy`, and through `prism proxy`.
+directly on an upstream sandbox, through `quimbi-sandbox proxy`, through a bare forwarder
+(bench/floor_proxy.py: the extra hop and nothing else), and through `prism proxy`.
 
     python bench/proxy.py                      # 3 rounds of 10 s per path, twice: ~4 minutes
     python bench/proxy.py --rounds 5 --seconds 5 --prism-dir /tmp/prism
@@ -9,8 +10,8 @@ once (the worst case for the proxy: upstream, proxy and wrk all compete for the 
 cores, so the proxied path has half the CPU per request the direct one has), and one 5 ms
 away (every answer held 5 ms by the upstream's own ``--latency``: staging across a
 network, the proxy's real use). In each, one upstream (`quimbi-sandbox serve`, a rate
-limit too high to hit) serves all three paths; the two proxies forward to it, the paths
-taking turns within each round (the order flips every round). Both proxies validate the
+limit too high to hit) serves all four paths; the three proxies forward to it, the paths
+taking turns within each round (the order flips every round). Ours and Prism validate the
 request and the response against openapi.yaml; ours also journals the exchange and
 prints its access line (to a file). Prints req/s, p50 and p99 per run, then the medians
 and the proxy's overhead against the direct path: p50 added and the share of the direct
@@ -45,9 +46,16 @@ def measure(latency_ms: float, args: argparse.Namespace, prism_binary: Path) -> 
     held = ["--latency", f"{latency_ms:g}"] if latency_ms else []
     upstream = sandbox("direct", "serve", *held).start()
     port = free_port()
+    upstream_url = f"http://127.0.0.1:{upstream.port}"
+    floor_port = free_port()
     paths = [
         upstream,
-        sandbox("sandbox proxy", "proxy", "--upstream", f"http://127.0.0.1:{upstream.port}"),
+        sandbox("sandbox proxy", "proxy", "--upstream", upstream_url),
+        Server(
+            "bare forwarder",
+            [sys.executable, "bench/floor_proxy.py", str(floor_port), upstream_url],
+            floor_port,
+        ),
         Server(
             "prism proxy",
             [
@@ -58,7 +66,7 @@ def measure(latency_ms: float, args: argparse.Namespace, prism_binary: Path) -> 
                 "-p",
                 str(port),
                 "openapi.yaml",
-                f"http://127.0.0.1:{upstream.port}",
+                upstream_url,
                 "--errors",
                 "false",
             ],
@@ -78,7 +86,7 @@ def measure(latency_ms: float, args: argparse.Namespace, prism_binary: Path) -> 
                 result = run_wrk(path.port, SCENARIO, PATH, 8, args.seconds, f"r{round_number}")
                 runs[path.name].append(result)
                 print(
-                    f"  round {round_number + 1} {path.name:13} {result.rps:7.0f} req/s"
+                    f"  round {round_number + 1} {path.name:14} {result.rps:7.0f} req/s"
                     f"  p50 {result.p50_ms:5.2f} ms  p99 {result.p99_ms:6.2f} ms"
                     f"  non-2xx {result.non_2xx}",
                     flush=True,
@@ -97,7 +105,7 @@ def measure(latency_ms: float, args: argparse.Namespace, prism_binary: Path) -> 
     direct_rps, direct_p50, _ = medians["direct"]
     print(f"median over rounds (analyze, c=8, upstream {latency_ms:g} ms away):")
     for name, (rps, p50, p99) in medians.items():
-        line = f"  {name:13} {rps:7.0f} req/s  p50 {p50:5.2f} ms  p99 {p99:6.2f} ms"
+        line = f"  {name:14} {rps:7.0f} req/s  p50 {p50:5.2f} ms  p99 {p99:6.2f} ms"
         if name != "direct":
             line += f"  | {rps / direct_rps:4.0%} of direct, p50 +{p50 - direct_p50:.2f} ms"
         print(line, flush=True)
