@@ -304,6 +304,9 @@ class _Scripted(BaseHTTPRequestHandler):
         if script == "501":
             self._send(501, b"not implemented here", "text/plain")
             return
+        if script == "untyped":
+            self._send(200, b"ok", None)
+            return
         if script == "gzip":
             body = gzip.compress(json.dumps({"archetype": "wrong"}).encode())
             headers = [("Content-Type", "application/json"), ("Content-Encoding", "gzip")]
@@ -323,9 +326,10 @@ class _Scripted(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+    def _send(self, status: int, body: bytes, content_type: str | None = "application/json"):
         self.send_response(status)
-        self.send_header("Content-Type", content_type)
+        if content_type is not None:
+            self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -388,6 +392,18 @@ def test_a_non_json_answer_is_passed_on_and_judged_as_such(scripted):
     assert ("response", "header:Content-Type") in sides
     assert ("response", "header:X-RateLimit-Limit") in sides
     assert answer.headers["X-Sandbox-Violations"] == str(len(entry["problems"]))
+
+
+def test_an_answer_without_a_content_type_is_judged_and_gains_the_default(scripted):
+    answer = _post(scripted[1].url, GOOD, **{"X-Script": "untyped"})
+    assert answer.status_code == 200 and answer.content == b"ok"
+    # What RFC 9110 (8.3) says a recipient may assume; the server always names one.
+    assert answer.headers["Content-Type"] == "application/octet-stream"
+    entry = _journal(scripted[1])[-1]
+    assert {
+        "path": "header:Content-Type",
+        "message": "absent; documented: application/json",
+    }.items() <= next(p for p in entry["problems"] if p["path"] == "header:Content-Type").items()
 
 
 def test_a_compressed_answer_goes_back_compressed_and_is_judged_decoded(scripted):
