@@ -166,3 +166,23 @@ def write_report(
         ]
     lines.append(NOTES_MARKER)
     path.write_text("\n".join(lines) + (notes if notes else "\n"), encoding="utf-8")
+
+
+SOAK_BEGIN = "<!-- soak: written by bench/soak.py; bench/run.py keeps it with the notes -->"
+SOAK_END = "<!-- end of soak -->"
+
+
+def write_soak_section(path: Path, section: list[str]) -> None:
+    """Put ``section`` first after the notes marker, replacing the previous soak's."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    head, marker, notes = text.partition(NOTES_MARKER)
+    if not marker:
+        head, notes = text.rstrip("\n") + ("\n\n" if text.strip() else ""), ""
+    if SOAK_BEGIN in notes and SOAK_END in notes:
+        before, _, rest = notes.partition(SOAK_BEGIN)
+        notes = before + rest.partition(SOAK_END)[2]
+    block = "\n".join([SOAK_BEGIN, "", *section, SOAK_END])
+    path.write_text(
+        f"{head}{NOTES_MARKER}\n\n{block}\n\n{notes.lstrip(chr(10))}".rstrip("\n") + "\n",
+        encoding="utf-8",
+    )
