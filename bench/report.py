@@ -15,6 +15,7 @@ NOTES_MARKER = (
 SANDBOX, QUIET, LOUD, FLOOR = "sandbox", "prism (quiet)", "prism (default log)", "floor"
 SANDBOX_OFF = "sandbox (limit off)"
 REDIS, REDIS_WORKERS = "sandbox (redis)", "sandbox (redis, 2 workers)"
+REDIS_REPLICAS = "sandbox (redis, 2 replicas + nginx)"
 # Every request counted, none refused: at ~9,000 req/s a run makes ~500,000 a minute.
 HIGH_LIMIT = "10000000/min,100000000/hour"
 
@@ -113,7 +114,11 @@ def write_report(
         "sent); **prism (quiet)** = `prism mock openapi.yaml --verboseLevel silent`; **prism",
         "(default log)** = `prism mock openapi.yaml` logging to a file; **sandbox (redis)**",
         "and **sandbox (redis, 2 workers)** = **sandbox** with `--store redis://...` on a",
-        "throwaway local redis-server (one process; `--workers 2`); **floor** =",
+        "throwaway local redis-server (one process; `--workers 2`); **sandbox (redis, 2",
+        "replicas + nginx)** = docker-compose.yml's layout on loopback: two such processes",
+        "(each its own port, one Redis database) behind one nginx port (Debian's nginx,",
+        "docker/nginx.conf's proxy settings, `worker_processes auto`, round-robin over",
+        "kept-alive upstream connections, its access log to a file); **floor** =",
         "`bench/floor_app.py`, a bare Flask app returning a fixed 849-byte body on the same",
         "server the sandbox runs on (`sandbox.server.serve`, default settings). The targets",
         "are checked against **sandbox**.",
