@@ -188,6 +188,96 @@ def ensure_wrk() -> str:
     return (result.stdout or result.stderr).splitlines()[0].strip()
 
 
+def ensure_nginx() -> str:
+    """nginx from Debian (nginx-light), installed when absent, as wrk is."""
+    if _nginx() is None:
+        if os.geteuid() != 0:
+            sys.exit("bench: nginx is not installed; run: sudo apt-get install -y nginx-light")
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "nginx-light"], check=True)
+    result = subprocess.run([str(_nginx()), "-v"], capture_output=True, text=True)
+    return (result.stderr or result.stdout).strip().splitlines()[0]
+
+
+def _nginx() -> Path | None:
+    found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
+    return Path(found) if found else None
+
+
+# docker/nginx.conf's essentials (one port, turns taken between the replicas, the headers
+# passed on, which replica answered) with the image's `worker_processes auto`, plus
+# kept-alive upstream connections; every path in the server's own temp dir.
+NGINX_CONF = """\
+worker_processes auto;
+pid {dir}/nginx.pid;
+events {{ worker_connections 1024; }}
+http {{
+    access_log {dir}/access.log;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    upstream sandbox {{
+{servers}
+        keepalive 32;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://sandbox;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            add_header X-Sandbox-Replica $upstream_addr always;
+        }}
+    }}
+}}
+"""
+
+
+@dataclass
+class Replicas:
+    """docker-compose.yml on loopback: sandbox replicas, each its own process and port,
+    behind one nginx port. Started and stopped like a Server (name, port, start, stop);
+    a failed start stops what did start, and stop removes nginx's temp dir."""
+
+    name: str
+    replicas: list[Server]
+    port: int = field(default_factory=free_port)
+    proxy: Server | None = None
+    directory: Path | None = None
+    startup_seconds: float | None = None
+
+    def start(self) -> Replicas:
+        try:
+            for replica in self.replicas:
+                replica.start()
+            self.directory = Path(tempfile.mkdtemp(prefix="bench-nginx-"))
+            self.directory.chmod(0o755)  # run as root, nginx's workers are `nobody`
+            servers = "\n".join(f"        server 127.0.0.1:{r.port};" for r in self.replicas)
+            conf = self.directory / "nginx.conf"
+            conf.write_text(NGINX_CONF.format(dir=self.directory, servers=servers, port=self.port))
+            nginx = str(_nginx() or "nginx")
+            command = [nginx, "-p", str(self.directory), "-c", str(conf), "-e", "stderr",
+                       "-g", "daemon off;"]  # fmt: skip
+            self.proxy = Server(f"{self.name} nginx", command, self.port).start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for server in [self.proxy, *self.replicas]:
+            if server is not None:
+                server.stop()
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = None
+
+
 def install_prism(spec: str, directory: Path) -> Path:
     """``npm install`` Prism into ``directory`` (reused when it is already there)."""
     binary = directory / "node_modules" / ".bin" / "prism"

@@ -5,7 +5,8 @@ customers, taking turns, several rounds; medians.
     python bench/redis_speed.py --rounds 5 --workers
 
 Servers: the sandbox with the memory store; with `--store redis://` on a throwaway local
-redis-server (one process); with `--workers`, also two workers on Redis. All with the
+redis-server (one process); with `--workers`, also two workers on Redis; with
+`--replicas`, also docker-compose.yml's layout (two processes behind nginx). All with the
 rate limit too high to hit, so every request is still counted. A quicker, repeatable
 piece of `bench/run.py` (which has the same rows) for working on the Redis path; on a
 shared machine read the medians, not one round. Never run by the tests.
@@ -20,7 +21,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import ANALYZE_PATH, RedisServer, Server, ensure_wrk, free_port, run_wrk  # noqa: E402
+from harness import (  # noqa: E402
+    ANALYZE_PATH,
+    RedisServer,
+    Replicas,
+    Server,
+    ensure_nginx,
+    ensure_wrk,
+    free_port,
+    run_wrk,
+)
 from report import HIGH_LIMIT  # noqa: E402
 
 SCENARIOS = ("analyze_magic", "analyze_random")
@@ -37,14 +47,23 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--workers", action="store_true", help="also Redis with --workers 2")
+    parser.add_argument("--replicas", action="store_true", help="also 2 replicas behind nginx")
     args = parser.parse_args()
     ensure_wrk()
+    if args.replicas:
+        ensure_nginx()
     redis_server = RedisServer().start()
-    servers = [sandbox("memory"), sandbox("redis", "--store", redis_server.url(0))]
+    servers: list[Server | Replicas] = [
+        sandbox("memory"),
+        sandbox("redis", "--store", redis_server.url(0)),
+    ]
     if args.workers:
         servers.append(
             sandbox("redis, 2 workers", "--store", redis_server.url(1), "--workers", "2")
         )
+    if args.replicas:
+        replicas = [sandbox(f"replica-{n}", "--store", redis_server.url(2)) for n in (1, 2)]
+        servers.append(Replicas("2 replicas+nginx", replicas))
     runs: dict[tuple[str, str], list] = {}
     try:
         for server in servers:

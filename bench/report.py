@@ -15,6 +15,7 @@ NOTES_MARKER = (
 SANDBOX, QUIET, LOUD, FLOOR = "sandbox", "prism (quiet)", "prism (default log)", "floor"
 SANDBOX_OFF = "sandbox (limit off)"
 REDIS, REDIS_WORKERS = "sandbox (redis)", "sandbox (redis, 2 workers)"
+REDIS_REPLICAS = "sandbox (redis, 2 replicas + nginx)"
 # Every request counted, none refused: at ~9,000 req/s a run makes ~500,000 a minute.
 HIGH_LIMIT = "10000000/min,100000000/hour"
 
@@ -113,7 +114,11 @@ def write_report(
         "sent); **prism (quiet)** = `prism mock openapi.yaml --verboseLevel silent`; **prism",
         "(default log)** = `prism mock openapi.yaml` logging to a file; **sandbox (redis)**",
         "and **sandbox (redis, 2 workers)** = **sandbox** with `--store redis://...` on a",
-        "throwaway local redis-server (one process; `--workers 2`); **floor** =",
+        "throwaway local redis-server (one process; `--workers 2`); **sandbox (redis, 2",
+        "replicas + nginx)** = docker-compose.yml's layout on loopback: two such processes",
+        "(each its own port, one Redis database) behind one nginx port (Debian's nginx,",
+        "docker/nginx.conf's proxy settings, `worker_processes auto`, round-robin over",
+        "kept-alive upstream connections, its access log to a file); **floor** =",
         "`bench/floor_app.py`, a bare Flask app returning a fixed 849-byte body on the same",
         "server the sandbox runs on (`sandbox.server.serve`, default settings). The targets",
         "are checked against **sandbox**.",
@@ -166,3 +171,23 @@ def write_report(
         ]
     lines.append(NOTES_MARKER)
     path.write_text("\n".join(lines) + (notes if notes else "\n"), encoding="utf-8")
+
+
+SOAK_BEGIN = "<!-- soak: written by bench/soak.py; bench/run.py keeps it with the notes -->"
+SOAK_END = "<!-- end of soak -->"
+
+
+def write_soak_section(path: Path, section: list[str]) -> None:
+    """Put ``section`` first after the notes marker, replacing the previous soak's."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    head, marker, notes = text.partition(NOTES_MARKER)
+    if not marker:
+        head, notes = text.rstrip("\n") + ("\n\n" if text.strip() else ""), ""
+    if SOAK_BEGIN in notes and SOAK_END in notes:
+        before, _, rest = notes.partition(SOAK_BEGIN)
+        notes = before + rest.partition(SOAK_END)[2]
+    block = "\n".join([SOAK_BEGIN, "", *section, SOAK_END])
+    path.write_text(
+        f"{head}{NOTES_MARKER}\n\n{block}\n\n{notes.lstrip(chr(10))}".rstrip("\n") + "\n",
+        encoding="utf-8",
+    )

@@ -3,9 +3,9 @@
     python bench/run.py                # about 4 minutes; writes bench/RESULTS.md
     python bench/run.py --seconds 2 --skip-kit --out /tmp/quick.md
 
-Installs what it needs (wrk from Debian when absent; Prism from npm into a temp dir),
-starts every server on 127.0.0.1, measures start-up to the first 200 and RSS (idle and
-after 100,000 ingested orders), then drives each scenario at concurrency 1, 8 and 32
+Installs what it needs (wrk and nginx from Debian when absent; Prism from npm into a
+temp dir), starts every server on 127.0.0.1, measures start-up to the first 200 and RSS
+(idle and after 100,000 ingested orders), then drives each scenario at concurrency 1, 8 and 32
 with wrk, the servers taking turns (the order flips at each point), and finally times
 the contract kit's default profile against a fresh sandbox. Never run by the tests.
 """
@@ -29,14 +29,16 @@ from harness import (  # noqa: E402  (bench/ is a directory of scripts, not a pa
     ROOT,
     LoadResult,
     RedisServer,
+    Replicas,
     Server,
+    ensure_nginx,
     ensure_wrk,
     free_port,
     install_prism,
     run_wrk,
     tool_version,
 )
-from report import HIGH_LIMIT, REDIS, REDIS_WORKERS, write_report  # noqa: E402
+from report import HIGH_LIMIT, REDIS, REDIS_REPLICAS, REDIS_WORKERS, write_report  # noqa: E402
 
 SCENARIOS = {
     "analyze_magic": "/api/intelligence/analyze",
@@ -132,7 +134,7 @@ def measure_memory(servers: list[Server]) -> dict[str, dict[str, float]]:
 
 
 def measure_load(
-    servers: list[Server], plan: dict[str, list[str]], seconds: float
+    servers: list[Server | Replicas], plan: dict[str, list[str]], seconds: float
 ) -> dict[str, dict[str, dict[int, LoadResult]]]:
     """results[scenario][server][connections]; servers take turns at every point."""
     results: dict[str, dict[str, dict[int, LoadResult]]] = {}
@@ -174,7 +176,7 @@ def time_contract_kit() -> dict[str, object]:
     return {"seconds": seconds, "exit_code": completed.returncode, "tail": tail}
 
 
-def versions(prism_binary: Path, wrk_version: str) -> dict[str, str]:
+def versions(prism_binary: Path, wrk_version: str, nginx_version: str) -> dict[str, str]:
     def dist(name: str) -> str:
         try:
             return metadata.version(name)
@@ -201,6 +203,7 @@ def versions(prism_binary: Path, wrk_version: str) -> dict[str, str]:
         "node": tool_version(["node", "--version"]),
         "prism": tool_version([str(prism_binary), "--version"]),
         "wrk": wrk_version,
+        "nginx": nginx_version,
     }
 
 
@@ -217,6 +220,7 @@ def main() -> None:
     started = time.perf_counter()
 
     wrk_version = ensure_wrk()
+    nginx_version = ensure_nginx()
     prism_dir = args.prism_dir or Path(tempfile.mkdtemp(prefix="bench-prism-"))
     print(f"Installing {args.prism} into {prism_dir} ...", flush=True)
     prism_binary = install_prism(args.prism, prism_dir)
@@ -234,6 +238,11 @@ def main() -> None:
         # The scale-out store: one process, and two workers on one socket (each its own DB).
         sandbox(REDIS, HIGH_LIMIT, "--store", redis_server.url(0)),
         sandbox(REDIS_WORKERS, HIGH_LIMIT, "--store", redis_server.url(1), "--workers", "2"),
+        # docker-compose.yml's layout: two replicas on one database, nginx in front.
+        Replicas(
+            REDIS_REPLICAS,
+            [sandbox(f"replica-{n}", HIGH_LIMIT, "--store", redis_server.url(2)) for n in (1, 2)],
+        ),
         prism("prism (quiet)", prism_binary, "silent"),
         prism("prism (default log)", prism_binary, None),
         floor(),
@@ -241,7 +250,14 @@ def main() -> None:
     analyze_servers = [s.name for s in servers]
     plan = {
         "analyze_magic": analyze_servers,
-        "analyze_random": ["sandbox", REDIS, REDIS_WORKERS, "prism (quiet)", "prism (default log)"],
+        "analyze_random": [
+            "sandbox",
+            REDIS,
+            REDIS_WORKERS,
+            REDIS_REPLICAS,
+            "prism (quiet)",
+            "prism (default log)",
+        ],
         "message": ["sandbox", "prism (quiet)"],
         "ingest_orders": ["sandbox", "prism (quiet)"],
     }
@@ -263,7 +279,7 @@ def main() -> None:
 
     write_report(
         args.out,
-        versions=versions(prism_binary, wrk_version),
+        versions=versions(prism_binary, wrk_version, nginx_version),
         memory=memory,
         load=load,
         kit=kit,
