@@ -6,6 +6,9 @@ hand-written explanation of the figures) is kept.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +48,9 @@ def _load_table(per_server: dict[str, dict[int, Any]]) -> list[str]:
     return lines
 
 
-def _targets(memory: dict[str, dict[str, float]], load: dict[str, Any]) -> list[str]:
+def _target_rows(memory: dict[str, dict[str, float]], load: dict[str, Any]) -> list[tuple]:
+    """(name, wanted, measured, bound, unit): a positive bound is a floor, a negative one
+    a ceiling."""
     at8 = {name: runs[8] for name, runs in load["analyze_magic"].items()}
     sandbox, quiet, loud, floor = at8[SANDBOX], at8[QUIET], at8[LOUD], at8[FLOOR]
     mem = memory[SANDBOX]
@@ -61,6 +66,9 @@ def _targets(memory: dict[str, dict[str, float]], load: dict[str, Any]) -> list[
     ]
     magic8 = {name: runs[8] for name, runs in load["analyze_magic"].items()}
     random8 = {name: runs[8] for name, runs in load.get("analyze_random", {}).items()}
+    if SANDBOX in random8 and QUIET in random8:
+        ratio = random8[SANDBOX].rps / random8[QUIET].rps
+        rows.append(("random customers (memory) c=8 vs Prism quiet", ">= 1.0x", ratio, 1.0, "x"))
     if REDIS in magic8:
         ratio = magic8[REDIS].rps / magic8[SANDBOX].rps * 100
         rows.append(("Redis, 1 process, magic c=8 vs memory", ">= 50 %", ratio, 50, "%"))
@@ -70,12 +78,64 @@ def _targets(memory: dict[str, dict[str, float]], load: dict[str, Any]) -> list[
     if REDIS in random8 and REDIS_WORKERS in random8:
         ratio = random8[REDIS_WORKERS].rps / random8[REDIS].rps
         rows.append(("Redis, 2 workers vs 1, random c=8", ">= 1.3x", ratio, 1.3, "x"))
+    return rows
+
+
+def _shown(value: float, unit: str) -> str:
+    return f"{value:.2f}{unit}" if unit in {"x", " s"} else f"{value:,.0f}{unit}"
+
+
+def _met(value: float, bound: float) -> bool:
+    return value >= bound if bound > 0 else value <= -bound
+
+
+def _targets(rows: list[tuple]) -> list[str]:
     lines = ["| Target | Wanted | Measured | Met |", "|---|---|---|---|"]
     for name, wanted, value, bound, unit in rows:
-        met = value >= bound if bound > 0 else value <= -bound
-        shown = f"{value:.2f}{unit}" if unit in {"x", " s"} else f"{value:,.0f}{unit}"
-        lines.append(f"| {name} | {wanted} | {shown} | {'yes' if met else '**no**'} |")
+        met = "yes" if _met(value, bound) else "**no**"
+        lines.append(f"| {name} | {wanted} | {_shown(value, unit)} | {met} |")
     return lines
+
+
+def _history(path: Path, rows: list[tuple]) -> list[str]:
+    """Appends this run's targets to bench/history.jsonl; the table of it and the two runs
+    before it (a target whose runs disagree beyond noise shows it here)."""
+    run = {
+        "time": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "commit": _commit(),
+        "targets": {name: [value, bound, unit] for name, _, value, bound, unit in rows},
+    }
+    history = path.parent / "history.jsonl"
+    with history.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(run) + "\n")
+    runs = [json.loads(line) for line in history.read_text(encoding="utf-8").splitlines()][-3:]
+    heads = [f"{r['time']} ({r['commit']})" for r in runs]
+    lines = [
+        "| Target | Wanted | " + " | ".join(heads) + " | Met in all |",
+        "|---|---|" + "---|" * len(runs) + "---|",
+    ]
+    for name, wanted, *_ in rows:
+        seen = [r["targets"].get(name) for r in runs]
+        cells = [_shown(v[0], v[2]) if v else "-" for v in seen]
+        met = all(v is not None and _met(v[0], v[1]) for v in seen)
+        lines.append(
+            f"| {name} | {wanted} | " + " | ".join(cells) + f" | {'yes' if met else '**no**'} |"
+        )
+    return lines
+
+
+def _commit() -> str:
+    try:
+        found = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parent,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return found.stdout.strip()
 
 
 def write_report(
@@ -88,6 +148,7 @@ def write_report(
     seconds_per_point: float,
     total_seconds: float,
 ) -> None:
+    rows = _target_rows(memory, load)
     notes = ""
     if path.exists() and NOTES_MARKER in path.read_text(encoding="utf-8"):
         notes = path.read_text(encoding="utf-8").split(NOTES_MARKER, 1)[1]
@@ -123,9 +184,13 @@ def write_report(
         "server the sandbox runs on (`sandbox.server.serve`, default settings). The targets",
         "are checked against **sandbox**.",
         "",
-        "## Targets (analyze, magic customer, c=8)",
+        "## Targets",
         "",
-        *_targets(memory, load),
+        *_targets(rows),
+        "",
+        "This run and the two full runs before it (`bench/history.jsonl`, one line per run):",
+        "",
+        *_history(path, rows),
         "",
         "## Start-up and memory",
         "",
