@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
 
-from sandbox.personas.catalog import CATEGORY_NAMES, Product, products_in
+from sandbox.personas.catalog import CATEGORY_NAMES, products_in
 from sandbox.personas.rng import stable_rng
 
 if TYPE_CHECKING:
@@ -309,27 +310,58 @@ def _flags(count: int, share: float, rng: random.Random) -> list[bool]:
     return [i in chosen for i in range(count)]
 
 
+# A product as an order draws it: price, whether it is sold one at a time, and the
+# order line for each quantity from 1 to 4 (shared: lines are immutable).
+_Stocked = tuple[int, bool, tuple[OrderItem, ...]]
+
+
+@lru_cache(maxsize=8)
+def _stock(seed: int) -> dict[str, tuple[_Stocked, ...]]:
+    return {
+        category: tuple(
+            (
+                p.price_cents,
+                p.price_cents > 2500,
+                tuple(
+                    OrderItem(p.product_id, p.product_name, p.category, quantity, p.price_cents)
+                    for quantity in range(1, 5)
+                ),
+            )
+            for p in products_in(seed, category)
+        )
+        for category in CATEGORY_NAMES
+    }
+
+
+def _below(getrandbits: Callable[[int], int], n: int) -> int:
+    """What ``random.Random`` draws for ``choice`` over n things and ``randrange(n)``
+    (its ``_randbelow``: n's bit length in bits, drawn again while not below n), in one
+    call instead of three: orders draw several per item. The pinned answers
+    (tests/test_personas_pinned.py) fail if this ever differs."""
+    k = n.bit_length()
+    r = getrandbits(k)
+    while r >= n:
+        r = getrandbits(k)
+    return r
+
+
 def _items(
-    total_cents: int, categories: list[str], seed: int, rng: random.Random
+    total_cents: int,
+    categories: list[str],
+    stock: dict[str, tuple[_Stocked, ...]],
+    bits: Callable[[int], int],
 ) -> tuple[OrderItem, ...]:
     """Items worth roughly the order total (the rest is shipping, tax and discounts)."""
     items: list[OrderItem] = []
     spent = 0
     while len(items) < 6:
-        product: Product = rng.choice(products_in(seed, rng.choice(categories)))
-        quantity = 1 if product.price_cents > 2500 else rng.randint(1, 4)
-        if items and spent + product.price_cents * quantity > total_cents * 1.1:
+        shelf = stock[categories[_below(bits, len(categories))]]
+        price, single, lines = shelf[_below(bits, len(shelf))]
+        quantity = 1 if single else 1 + _below(bits, 4)  # randint(1, 4)
+        if items and spent + price * quantity > total_cents * 1.1:
             break
-        items.append(
-            OrderItem(
-                product.product_id,
-                product.product_name,
-                product.category,
-                quantity,
-                product.price_cents,
-            )
-        )
-        spent += product.price_cents * quantity
+        items.append(lines[quantity - 1])
+        spent += price * quantity
         if spent >= total_cents * 0.8:
             break
     return tuple(items)
@@ -348,6 +380,7 @@ def generate_history(seed: int, tenant: str, customer_id: str, traits: Traits) -
     returned = _flags(traits.orders, traits.return_rate, rng)
     discounted = _flags(traits.orders, traits.discount_share, rng)
     order_prefix = f"ord_{rng.getrandbits(32):08x}"
+    stock = _stock(seed)
     orders = []
     for index, (age, total) in enumerate(zip(ages, totals, strict=True)):
         # Spread categories over orders so the customer really shops in all of them.
@@ -357,7 +390,7 @@ def generate_history(seed: int, tenant: str, customer_id: str, traits: Traits) -
                 order_id=f"{order_prefix}_{index + 1:03d}",
                 days_ago=age,
                 total_cents=total,
-                items=_items(total, order_categories, seed, rng),
+                items=_items(total, order_categories, stock, rng.getrandbits),
                 returned=returned[index],
                 discounted=discounted[index],
             )
