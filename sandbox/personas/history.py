@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sandbox.personas.catalog import CATEGORY_NAMES, products_in
 from sandbox.personas.rng import stable_rng
@@ -24,8 +24,10 @@ if TYPE_CHECKING:
 CADENCES = ("regular", "seasonal", "irregular")
 
 
-@dataclass(frozen=True)
-class OrderItem:
+# Facts are named tuples, not frozen dataclasses: a random customer's history is built
+# for nearly every request under load, and a frozen dataclass pays a setattr per field
+# (a tuple of strings and ints is also left alone by the cycle collector).
+class OrderItem(NamedTuple):
     product_id: str
     product_name: str
     category: str
@@ -33,8 +35,7 @@ class OrderItem:
     price_cents: int
 
 
-@dataclass(frozen=True)
-class OrderFact:
+class OrderFact(NamedTuple):
     order_id: str
     days_ago: int
     total_cents: int
@@ -47,8 +48,7 @@ class OrderFact:
         return frozenset(item.category for item in self.items if item.category)
 
 
-@dataclass(frozen=True)
-class InteractionFact:
+class InteractionFact(NamedTuple):
     interaction_type: str
     days_ago: int
     channel: str = ""
@@ -137,9 +137,9 @@ class History:
         return replace(
             self,
             tenure_days=max(self.tenure_days + days, 0),
-            orders=tuple(replace(o, days_ago=max(o.days_ago + days, 0)) for o in self.orders),
+            orders=tuple(o._replace(days_ago=max(o.days_ago + days, 0)) for o in self.orders),
             interactions=tuple(
-                replace(i, days_ago=max(i.days_ago + days, 0)) for i in self.interactions
+                i._replace(days_ago=max(i.days_ago + days, 0)) for i in self.interactions
             ),
         )
 

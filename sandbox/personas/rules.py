@@ -49,41 +49,62 @@ class Metrics:
         return self.discounted_orders / self.total_orders if self.total_orders else 0.0
 
 
+# For each day of the year, the 90-day windows (one starting every 15 days, wrapping at
+# the year's end) that hold it: the seasonal share counts orders per window through this
+# table instead of testing every order against every window.
+_SEASON_STARTS = range(0, 365, 15)
+_WINDOWS_HOLDING_DAY = tuple(
+    tuple(w for w, start in enumerate(_SEASON_STARTS) if (day - start) % 365 < 90)
+    for day in range(365)
+)
+
+
 def compute_metrics(history: History) -> Metrics:
     orders = history.orders
     n = len(orders)
-    ltv = sum(o.total_cents for o in orders)
+    ltv = spend_last_365 = returned = discounted = last_180 = prior_180 = 0
+    category_counts: dict[str, int] = {}
+    for order in orders:
+        total, age = order.total_cents, order.days_ago
+        ltv += total
+        if age < 365:
+            spend_last_365 += total
+        if age < 180:
+            last_180 += 1
+        elif age < 360:
+            prior_180 += 1
+        if order.returned:
+            returned += 1
+        if order.discounted:
+            discounted += 1
+        for category in order.categories:
+            category_counts[category] = category_counts.get(category, 0) + 1
     ages = sorted(o.days_ago for o in orders)
     tenure = max(history.tenure_days, ages[-1] if ages else 0)
     # A customer with no orders has gone without a purchase for their whole tenure.
     recency = ages[0] if ages else tenure
-    category_counts: dict[str, int] = {}
-    for order in orders:
-        for category in order.categories:
-            category_counts[category] = category_counts.get(category, 0) + 1
     top = min(category_counts, key=lambda c: (-category_counts[c], c)) if category_counts else None
     gaps = [b - a for a, b in zip(ages, ages[1:], strict=False)]
     gap_cv = None
     if len(gaps) >= 2 and sum(gaps) > 0:
         mean = sum(gaps) / len(gaps)
         gap_cv = math.sqrt(sum((g - mean) ** 2 for g in gaps) / len(gaps)) / mean
+    # Largest share of orders in any 90-day window of the year (windows every 15 days).
     seasonal_share = 0.0
     if n:
-        day_of_year = [a % 365 for a in ages]
-        seasonal_share = (
-            max(
-                sum(1 for d in day_of_year if (d - start) % 365 < 90) for start in range(0, 365, 15)
-            )
-            / n
-        )
+        in_window = [0] * len(_SEASON_STARTS)
+        for age in ages:
+            for window in _WINDOWS_HOLDING_DAY[age % 365]:
+                in_window[window] += 1
+        seasonal_share = max(in_window) / n
     return Metrics(
         lifetime_value_cents=ltv,
         total_orders=n,
         avg_order_value_cents=round(ltv / n) if n else 0,
         days_since_last_purchase=recency,
         customer_tenure_days=tenure,
-        returned_orders=sum(1 for o in orders if o.returned),
-        discounted_orders=sum(1 for o in orders if o.discounted),
+        returned_orders=returned,
+        discounted_orders=discounted,
         categories=len(category_counts),
         top_category=top,
         orders_per_year=n / max(tenure, 30) * 365.25,
@@ -94,9 +115,9 @@ def compute_metrics(history: History) -> Metrics:
         ),
         gap_cv=gap_cv,
         seasonal_share=seasonal_share,
-        spend_last_365_cents=sum(o.total_cents for o in orders if o.days_ago < 365),
-        orders_last_180=sum(1 for o in orders if o.days_ago < 180),
-        orders_prior_180=sum(1 for o in orders if 180 <= o.days_ago < 360),
+        spend_last_365_cents=spend_last_365,
+        orders_last_180=last_180,
+        orders_prior_180=prior_180,
     )
 
 
