@@ -13,10 +13,11 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sandbox.personas.catalog import CATEGORY_NAMES, products_in
-from sandbox.personas.rng import stable_rng
+from sandbox.personas.rng import below, stable_rng
 
 if TYPE_CHECKING:
     from sandbox.personas.rules import Metrics
@@ -237,13 +238,19 @@ _PROFILES: tuple[tuple[float, dict[str, tuple[float, float]]], ...] = (
 )
 
 
-def random_traits(rng: random.Random) -> Traits:
-    weights = [weight for weight, _ in _PROFILES]
-    _, ranges = rng.choices(_PROFILES, weights=weights)[0]
+_PROFILE_CUM_WEIGHTS = list(accumulate(weight for weight, _ in _PROFILES))
+_TICKETS = (0, 1, 2, 3)
+_TICKET_CUM_WEIGHTS = list(accumulate((70, 18, 8, 4)))
 
-    def pick_int(name: str) -> int:
+
+def random_traits(rng: random.Random) -> Traits:
+    # Cumulative weights, as choices() would add them up from the weights each time.
+    _, ranges = rng.choices(_PROFILES, cum_weights=_PROFILE_CUM_WEIGHTS)[0]
+    bits = rng.getrandbits
+
+    def pick_int(name: str) -> int:  # rng.randint(low, high)
         low, high = ranges[name]
-        return rng.randint(int(low), int(high))
+        return int(low) + below(bits, int(high) - int(low) + 1)
 
     orders = pick_int("orders")
     tenure = pick_int("tenure")
@@ -258,7 +265,7 @@ def random_traits(rng: random.Random) -> Traits:
         return_rate=round(rng.uniform(*ranges["returns"]), 2),
         discount_share=round(rng.uniform(*ranges["discount"]), 2),
         categories=pick_int("categories"),
-        support_tickets_90d=rng.choices((0, 1, 2, 3), weights=(70, 18, 8, 4))[0],
+        support_tickets_90d=rng.choices(_TICKETS, cum_weights=_TICKET_CUM_WEIGHTS)[0],
         cadence=rng.choice(CADENCES),
     )
 
@@ -268,7 +275,8 @@ def _order_ages(traits: Traits, rng: random.Random) -> list[int]:
     n, newest = traits.orders, traits.recency_days
     if n == 0:
         return []
-    oldest = max(newest, traits.tenure_days - rng.randint(0, min(14, traits.tenure_days)))
+    bits = rng.getrandbits  # randint(a, b) is a + below(bits, b - a + 1)
+    oldest = max(newest, traits.tenure_days - below(bits, min(14, traits.tenure_days) + 1))
     if n == 1:
         return [newest]
     span = oldest - newest
@@ -276,14 +284,14 @@ def _order_ages(traits: Traits, rng: random.Random) -> list[int]:
         step = span / (n - 1)
         ages = [round(oldest - i * step + rng.uniform(-0.15, 0.15) * step) for i in range(n)]
     elif traits.cadence == "seasonal":
-        season = rng.randint(0, 270)
+        season = below(bits, 271)
         ages = (
             [newest]
-            + [newest + (season + rng.randint(0, 75)) % max(span, 1) for _ in range(n - 2)]
+            + [newest + (season + below(bits, 76)) % max(span, 1) for _ in range(n - 2)]
             + [oldest]
         )
     else:
-        ages = [newest, oldest] + [rng.randint(newest, oldest) for _ in range(n - 2)]
+        ages = [newest, oldest] + [newest + below(bits, span + 1) for _ in range(n - 2)]
     ages = [min(max(age, newest), oldest) for age in ages]
     ages[0], ages[-1] = oldest, newest
     return sorted(ages, reverse=True)
@@ -333,18 +341,6 @@ def _stock(seed: int) -> dict[str, tuple[_Stocked, ...]]:
     }
 
 
-def _below(getrandbits: Callable[[int], int], n: int) -> int:
-    """What ``random.Random`` draws for ``choice`` over n things and ``randrange(n)``
-    (its ``_randbelow``: n's bit length in bits, drawn again while not below n), in one
-    call instead of three: orders draw several per item. The pinned answers
-    (tests/test_personas_pinned.py) fail if this ever differs."""
-    k = n.bit_length()
-    r = getrandbits(k)
-    while r >= n:
-        r = getrandbits(k)
-    return r
-
-
 def _items(
     total_cents: int,
     categories: list[str],
@@ -355,9 +351,27 @@ def _items(
     items: list[OrderItem] = []
     spent = 0
     while len(items) < 6:
-        shelf = stock[categories[_below(bits, len(categories))]]
-        price, single, lines = shelf[_below(bits, len(shelf))]
-        quantity = 1 if single else 1 + _below(bits, 4)  # randint(1, 4)
+        # rng.choice(categories), rng.choice(shelf), rng.randint(1, 4): rng.below's draws,
+        # written out, as this runs for every item of every order.
+        n = len(categories)
+        k = n.bit_length()
+        r = bits(k)
+        while r >= n:
+            r = bits(k)
+        shelf = stock[categories[r]]
+        n = len(shelf)
+        k = n.bit_length()
+        r = bits(k)
+        while r >= n:
+            r = bits(k)
+        price, single, lines = shelf[r]
+        if single:
+            quantity = 1
+        else:
+            r = bits(3)
+            while r >= 4:
+                r = bits(3)
+            quantity = r + 1
         if items and spent + price * quantity > total_cents * 1.1:
             break
         items.append(lines[quantity - 1])
