@@ -131,6 +131,8 @@ class Platform:
                 normalise_interaction(i, customer_id, "type")
                 for i in context.get("interactions") or []
             ]
+        if not orders and not interactions:
+            return base  # a generated customer the tenant never mentioned: no clock reading
         return base.with_facts(*self._facts(orders, interactions))
 
     # The nine operations.

@@ -140,7 +140,7 @@ class CustomerModel:
             "predictions": {
                 "churn_risk": churn,
                 "churn_risk_level": rules.churn_risk_level(churn),
-                "ltv_12mo": money(rules.forecast_cents(m, 12)),
+                "ltv_12mo": money(rules.forecast_cents(m, 12, churn)),
             },
             "communication_guidance": guidance.communication_guidance(m, segs, churn),
         }

@@ -77,8 +77,10 @@ def compute_metrics(history: History) -> Metrics:
             returned += 1
         if order.discounted:
             discounted += 1
-        for category in order.categories:
-            category_counts[category] = category_counts.get(category, 0) + 1
+        # order.categories, without a property call and a frozenset per order
+        for category in {item.category for item in order.items}:
+            if category:
+                category_counts[category] = category_counts.get(category, 0) + 1
     ages = sorted(o.days_ago for o in orders)
     tenure = max(history.tenure_days, ages[-1] if ages else 0)
     # A customer with no orders has gone without a purchase for their whole tenure.
@@ -269,9 +271,12 @@ def monthly_run_rate_cents(m: Metrics) -> float:
     return m.lifetime_value_cents / 12
 
 
-def forecast_cents(m: Metrics, horizon_months: int) -> int:
-    """Expected spend over the horizon: run rate, discounted by monthly survival."""
-    survival = (1 - min(churn_risk(m), 0.99)) ** (1 / 12)
+def forecast_cents(m: Metrics, horizon_months: int, churn: float | None = None) -> int:
+    """Expected spend over the horizon: run rate, discounted by monthly survival.
+    ``churn``: the customer's :func:`churn_risk`, when the caller has it already."""
+    if churn is None:
+        churn = churn_risk(m)
+    survival = (1 - min(churn, 0.99)) ** (1 / 12)
     rate = monthly_run_rate_cents(m)
     # A customer who spent nothing last year still has a small chance to come back.
     rate = max(rate, NEW_CUSTOMER_MONTHLY_CENTS / 4)
