@@ -13,7 +13,7 @@ from typing import Any
 
 from sandbox.clock import Clock, days_between, parse_timestamp
 from sandbox.personas import generation, insights
-from sandbox.personas.history import History, InteractionFact, OrderFact, OrderItem
+from sandbox.personas.history import DrawnHistory, History, InteractionFact, OrderFact, OrderItem
 from sandbox.personas.model import CustomerModel
 from sandbox.store.base import Store
 
@@ -119,7 +119,7 @@ class Platform:
 
     def history(
         self, tenant: str, customer_id: str, context: dict[str, Any] | None = None
-    ) -> History:
+    ) -> History | DrawnHistory:
         base = self.model.history(
             tenant, customer_id, known=self.store.is_known(tenant, customer_id)
         ).aged(self.clock.elapsed_days())

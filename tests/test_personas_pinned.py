@@ -17,7 +17,9 @@ import json
 import pytest
 
 from sandbox.app import create_app
-from sandbox.personas.model import CustomerModel
+from sandbox.personas.model import CustomerModel, load_magic_customers
+from sandbox.personas.rules import compute_metrics
+from sandbox.resources import fixtures_dir
 
 IDS = [f"bench_{(n * 7919 + 13) % 1_000_000}" for n in range(300)]
 KEYS = {"linda_quilting": "qpk_test_sandbox", "acme_outdoor": "qpk_test_acme"}
@@ -97,3 +99,16 @@ def test_random_customers_answer_the_pinned_bytes(clients, seed, tenant, operati
         f"{operation_id} for random customers (seed {seed}, {tenant}) changed bytes: if on "
         "purpose, review a diff of the answers and update PINNED and the golden files"
     )
+
+
+def test_metrics_before_the_order_lines_are_drawn_match_the_whole_history():
+    # A generated history's metrics come from its orders' figures before the lines and
+    # interactions are drawn; drawn out, the same history must give the same metrics.
+    magic = load_magic_customers(fixtures_dir() / "customers.yaml")
+    model = CustomerModel(0, magic, cache_size=10)
+    customers = [c for c, entry in magic.items() if entry.traits is not None] + IDS
+    for tenant in ("linda_quilting", "acme_outdoor"):
+        for customer_id in customers:
+            history = model.history(tenant, customer_id)
+            early = history.metrics  # nothing else drawn yet
+            assert early == compute_metrics(history.full()), (tenant, customer_id)

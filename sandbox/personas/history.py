@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
@@ -381,7 +382,126 @@ def _items(
     return tuple(items)
 
 
-def generate_history(seed: int, tenant: str, customer_id: str, traits: Traits) -> History:
+class DrawnHistory:
+    """A generated history, drawn in two steps.
+
+    Orders' dates, totals, flags and categories come first, and they are all that
+    metrics (so analyze, predict/churn and my-position) need; the order lines and the
+    interactions, drawn next from the same generator, only when someone reads
+    ``orders`` or ``interactions`` (or ages or extends the history). Drawn then or
+    drawn at once, the history is the same: the generator is simply kept until then.
+    Reads like a :class:`History` (``customer_id``, ``tenure_days``, ``metrics``,
+    ``orders``, ``interactions``, ``aged``, ``with_facts``) and equals its whole one.
+    """
+
+    _lock = threading.Lock()  # the rest is drawn once, also under a threaded server
+
+    def __init__(
+        self,
+        customer_id: str,
+        tenure_days: int,
+        traits: Traits,
+        rng: random.Random,
+        categories: list[str],
+        orders: list[tuple[int, int, bool, bool]],
+        stock: dict[str, tuple[_Stocked, ...]],
+    ) -> None:
+        self.customer_id = customer_id
+        self.tenure_days = tenure_days
+        self._traits = traits
+        self._categories = categories
+        self._orders = orders  # (days ago, total, returned, discounted), oldest first
+        self._rest: tuple[random.Random, dict[str, tuple[_Stocked, ...]]] | None = (rng, stock)
+        self._full: History | None = None
+
+    @cached_property
+    def metrics(self) -> Metrics:
+        from sandbox.personas.rules import metrics_from  # rules reads histories
+
+        count = len(self._categories)
+        return metrics_from(
+            [
+                # An order's lines all come from its one category, and there is always one.
+                (age, total, returned, discounted, (self._categories[index % count],))
+                for index, (age, total, returned, discounted) in enumerate(self._orders)
+            ],
+            self.tenure_days,
+            # Support tickets are drawn within the last 90 days: all of them are recent.
+            self._traits.support_tickets_90d,
+        )
+
+    def full(self) -> History:
+        """The whole history: its order lines and interactions drawn on first call."""
+        with self._lock:
+            if self._full is None:
+                assert self._rest is not None
+                rng, stock = self._rest
+                self._full = self._draw_rest(rng, stock)
+                self._rest = None  # the generator's state is no longer needed
+            return self._full
+
+    def _draw_rest(self, rng: random.Random, stock: dict[str, tuple[_Stocked, ...]]) -> History:
+        traits, categories = self._traits, self._categories
+        count = len(categories)
+        order_prefix = f"ord_{rng.getrandbits(32):08x}"
+        orders = tuple(
+            OrderFact(
+                order_id=f"{order_prefix}_{index + 1:03d}",
+                days_ago=age,
+                total_cents=total,
+                # Spread categories over orders so the customer really shops in all of them.
+                items=_items(total, [categories[index % count]], stock, rng.getrandbits),
+                returned=returned,
+                discounted=discounted,
+            )
+            for index, (age, total, returned, discounted) in enumerate(self._orders)
+        )
+        interactions = [
+            InteractionFact("support_ticket", rng.randint(0, 89), rng.choice(("email", "chat")))
+            for _ in range(traits.support_tickets_90d)
+        ]
+        interactions += [
+            InteractionFact("email_open", rng.randint(0, traits.tenure_days), "email")
+            for _ in range(rng.randint(0, 3))
+        ]
+        return History(
+            customer_id=self.customer_id,
+            tenure_days=self.tenure_days,
+            orders=orders,
+            interactions=tuple(sorted(interactions, key=lambda i: -i.days_ago)),
+        )
+
+    @property
+    def orders(self) -> tuple[OrderFact, ...]:
+        return self.full().orders
+
+    @property
+    def interactions(self) -> tuple[InteractionFact, ...]:
+        return self.full().interactions
+
+    def aged(self, days: int) -> History | DrawnHistory:
+        return self if days == 0 else self.full().aged(days)
+
+    def with_facts(
+        self, orders: tuple[OrderFact, ...] = (), interactions: tuple[InteractionFact, ...] = ()
+    ) -> History | DrawnHistory:
+        if not orders and not interactions:
+            return self
+        return self.full().with_facts(orders, interactions)
+
+    def __repr__(self) -> str:
+        return repr(self.full())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, DrawnHistory):
+            other = other.full()
+        return self.full() == other
+
+    def __hash__(self) -> int:
+        return hash(self.full())
+
+
+def generate_history(seed: int, tenant: str, customer_id: str, traits: Traits) -> DrawnHistory:
     rng = stable_rng(seed, tenant, customer_id, "history")
     category_count = min(max(traits.categories, 1), len(CATEGORY_NAMES))
     categories = rng.sample(CATEGORY_NAMES, category_count)
@@ -393,33 +513,6 @@ def generate_history(seed: int, tenant: str, customer_id: str, traits: Traits) -
         totals = _order_totals(traits, rng)
     returned = _flags(traits.orders, traits.return_rate, rng)
     discounted = _flags(traits.orders, traits.discount_share, rng)
-    order_prefix = f"ord_{rng.getrandbits(32):08x}"
-    stock = _stock(seed)
-    orders = []
-    for index, (age, total) in enumerate(zip(ages, totals, strict=True)):
-        # Spread categories over orders so the customer really shops in all of them.
-        order_categories = [categories[index % category_count]]
-        orders.append(
-            OrderFact(
-                order_id=f"{order_prefix}_{index + 1:03d}",
-                days_ago=age,
-                total_cents=total,
-                items=_items(total, order_categories, stock, rng.getrandbits),
-                returned=returned[index],
-                discounted=discounted[index],
-            )
-        )
-    interactions = [
-        InteractionFact("support_ticket", rng.randint(0, 89), rng.choice(("email", "chat")))
-        for _ in range(traits.support_tickets_90d)
-    ]
-    interactions += [
-        InteractionFact("email_open", rng.randint(0, traits.tenure_days), "email")
-        for _ in range(rng.randint(0, 3))
-    ]
-    return History(
-        customer_id=customer_id,
-        tenure_days=max(traits.tenure_days, *(ages or [0])),
-        orders=tuple(orders),
-        interactions=tuple(sorted(interactions, key=lambda i: -i.days_ago)),
-    )
+    orders = list(zip(ages, totals, returned, discounted, strict=True))
+    tenure_days = max(traits.tenure_days, *(ages or [0]))
+    return DrawnHistory(customer_id, tenure_days, traits, rng, categories, orders, _stock(seed))

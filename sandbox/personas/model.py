@@ -18,7 +18,13 @@ import yaml
 
 from sandbox.errors import CustomerNotFound
 from sandbox.personas import guidance, rules
-from sandbox.personas.history import History, Traits, generate_history, random_traits
+from sandbox.personas.history import (
+    DrawnHistory,
+    History,
+    Traits,
+    generate_history,
+    random_traits,
+)
 from sandbox.personas.rng import stable_rng
 
 CUSTOMER_MODES = ("open", "strict")
@@ -101,7 +107,9 @@ class CustomerModel:
             return magic.traits
         return random_traits(stable_rng(self.seed, tenant, customer_id, "traits"))
 
-    def history(self, tenant: str, customer_id: str, *, known: bool = False) -> History:
+    def history(
+        self, tenant: str, customer_id: str, *, known: bool = False
+    ) -> History | DrawnHistory:
         """The generated history; a customer only known from ingestion starts empty."""
         if not self.exists(tenant, customer_id, known=known):
             raise CustomerNotFound(customer_id)

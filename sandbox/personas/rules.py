@@ -7,6 +7,7 @@ formulas; change both together.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -59,13 +60,37 @@ _WINDOWS_HOLDING_DAY = tuple(
 )
 
 
+# What metrics need of one order: days ago, total in cents, returned, discounted, and
+# the categories of its lines (empty names ignored).
+OrderFigures = tuple[int, int, bool, bool, Collection[str]]
+
+
 def compute_metrics(history: History) -> Metrics:
-    orders = history.orders
+    return metrics_from(
+        [
+            (o.days_ago, o.total_cents, o.returned, o.discounted, {i.category for i in o.items})
+            for o in history.orders
+        ],
+        history.tenure_days,
+        sum(
+            1
+            for i in history.interactions
+            if i.interaction_type == "support_ticket" and i.days_ago < 90
+        ),
+    )
+
+
+def metrics_from(
+    orders: Sequence[OrderFigures], tenure_days: int, recent_support_tickets: int
+) -> Metrics:
+    """A history's metrics from its orders' figures (a generated history has them before
+    its order lines are drawn: sandbox.personas.history.DrawnHistory)."""
     n = len(orders)
     ltv = spend_last_365 = returned = discounted = last_180 = prior_180 = 0
     category_counts: dict[str, int] = {}
-    for order in orders:
-        total, age = order.total_cents, order.days_ago
+    ages = []
+    for age, total, was_returned, was_discounted, categories in orders:
+        ages.append(age)
         ltv += total
         if age < 365:
             spend_last_365 += total
@@ -73,16 +98,15 @@ def compute_metrics(history: History) -> Metrics:
             last_180 += 1
         elif age < 360:
             prior_180 += 1
-        if order.returned:
+        if was_returned:
             returned += 1
-        if order.discounted:
+        if was_discounted:
             discounted += 1
-        # order.categories, without a property call and a frozenset per order
-        for category in {item.category for item in order.items}:
+        for category in categories:
             if category:
                 category_counts[category] = category_counts.get(category, 0) + 1
-    ages = sorted(o.days_ago for o in orders)
-    tenure = max(history.tenure_days, ages[-1] if ages else 0)
+    ages.sort()
+    tenure = max(tenure_days, ages[-1] if ages else 0)
     # A customer with no orders has gone without a purchase for their whole tenure.
     recency = ages[0] if ages else tenure
     top = min(category_counts, key=lambda c: (-category_counts[c], c)) if category_counts else None
@@ -110,11 +134,7 @@ def compute_metrics(history: History) -> Metrics:
         categories=len(category_counts),
         top_category=top,
         orders_per_year=n / max(tenure, 30) * 365.25,
-        recent_support_tickets=sum(
-            1
-            for i in history.interactions
-            if i.interaction_type == "support_ticket" and i.days_ago < 90
-        ),
+        recent_support_tickets=recent_support_tickets,
         gap_cv=gap_cv,
         seasonal_share=seasonal_share,
         spend_last_365_cents=spend_last_365,
