@@ -13,7 +13,8 @@ from typing import Any
 
 from sandbox.clock import Clock, days_between, parse_timestamp
 from sandbox.personas import generation, insights
-from sandbox.personas.history import DrawnHistory, History, InteractionFact, OrderFact, OrderItem
+from sandbox.personas.drawing import DrawnHistory
+from sandbox.personas.history import History, InteractionFact, OrderFact, OrderItem
 from sandbox.personas.model import CustomerModel
 from sandbox.store.base import Store
 

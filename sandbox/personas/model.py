@@ -18,13 +18,8 @@ import yaml
 
 from sandbox.errors import CustomerNotFound
 from sandbox.personas import guidance, rules
-from sandbox.personas.history import (
-    DrawnHistory,
-    History,
-    Traits,
-    generate_history,
-    random_traits,
-)
+from sandbox.personas.drawing import DrawnHistory, generate_history, random_traits
+from sandbox.personas.history import History, Traits
 from sandbox.personas.rng import stable_rng
 
 CUSTOMER_MODES = ("open", "strict")

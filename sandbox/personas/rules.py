@@ -84,7 +84,7 @@ def metrics_from(
     orders: Sequence[OrderFigures], tenure_days: int, recent_support_tickets: int
 ) -> Metrics:
     """A history's metrics from its orders' figures (a generated history has them before
-    its order lines are drawn: sandbox.personas.history.DrawnHistory)."""
+    its order lines are drawn: sandbox.personas.drawing.DrawnHistory)."""
     n = len(orders)
     ltv = spend_last_365 = returned = discounted = last_180 = prior_180 = 0
     category_counts: dict[str, int] = {}
