@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:  # history.py caches metrics through this module
     from sandbox.personas.history import History
@@ -22,8 +21,9 @@ CHURN_HIGH_AT = 0.60
 NEW_CUSTOMER_MONTHLY_CENTS = 800
 
 
-@dataclass(frozen=True)
-class Metrics:
+# Metrics and churn terms are built for every new customer: named tuples, as a frozen
+# dataclass pays a setattr per field.
+class Metrics(NamedTuple):
     lifetime_value_cents: int
     total_orders: int
     avg_order_value_cents: int
@@ -240,8 +240,7 @@ def archetype_level(m: Metrics) -> str:
     return "L1" if n < 3 else "L2" if n < 20 else "L3" if n < 50 else "L4" if n < 100 else "L5"
 
 
-@dataclass(frozen=True)
-class ChurnTerms:
+class ChurnTerms(NamedTuple):
     """The churn score's inputs, each already scaled; the score is their logistic sum."""
 
     recency: float
