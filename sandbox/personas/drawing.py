@@ -221,27 +221,10 @@ def _items(
     items: list[OrderItem] = []
     spent = 0
     while len(items) < 6:
-        # rng.choice(categories), rng.choice(shelf), rng.randint(1, 4): rng.below's draws,
-        # written out, as this runs for every item of every order.
-        n = len(categories)
-        k = n.bit_length()
-        r = bits(k)
-        while r >= n:
-            r = bits(k)
-        shelf = stock[categories[r]]
-        n = len(shelf)
-        k = n.bit_length()
-        r = bits(k)
-        while r >= n:
-            r = bits(k)
-        price, single, lines = shelf[r]
-        if single:
-            quantity = 1
-        else:
-            r = bits(3)
-            while r >= 4:
-                r = bits(3)
-            quantity = r + 1
+        # rng.choice(categories), rng.choice(shelf), rng.randint(1, 4), drawn alike
+        shelf = stock[categories[below(bits, len(categories))]]
+        price, single, lines = shelf[below(bits, len(shelf))]
+        quantity = 1 if single else 1 + below(bits, 4)
         if items and spent + price * quantity > total_cents * 1.1:
             break
         items.append(lines[quantity - 1])
