@@ -110,8 +110,12 @@ class Clock:
         return frozen if frozen is not None else self._real_now()
 
     def elapsed_days(self) -> int:
-        """Whole days the clock has moved past the anchor (how much generated data aged)."""
-        return self.day_and_age()[1]
+        """Whole days the clock has moved past the anchor (how much generated data aged):
+        :meth:`day_and_age`'s age, without asking real time for today's date."""
+        state = self.state()
+        if state.frozen_at is None or state.anchor is None:
+            return 0
+        return (state.frozen_at.date() - state.anchor.date()).days
 
     def set(self, at: datetime) -> None:
         """Freeze at ``at``. The first freeze also sets the anchor; later ones move time."""

@@ -13,6 +13,7 @@ from typing import Any
 
 from sandbox.clock import Clock, days_between, parse_timestamp
 from sandbox.personas import generation, insights
+from sandbox.personas.drawing import DrawnHistory
 from sandbox.personas.history import History, InteractionFact, OrderFact, OrderItem
 from sandbox.personas.model import CustomerModel
 from sandbox.store.base import Store
@@ -119,7 +120,7 @@ class Platform:
 
     def history(
         self, tenant: str, customer_id: str, context: dict[str, Any] | None = None
-    ) -> History:
+    ) -> History | DrawnHistory:
         base = self.model.history(
             tenant, customer_id, known=self.store.is_known(tenant, customer_id)
         ).aged(self.clock.elapsed_days())
@@ -131,6 +132,8 @@ class Platform:
                 normalise_interaction(i, customer_id, "type")
                 for i in context.get("interactions") or []
             ]
+        if not orders and not interactions:
+            return base  # a generated customer the tenant never mentioned: no clock reading
         return base.with_facts(*self._facts(orders, interactions))
 
     # The nine operations.

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from sandbox.personas.catalog import catalogue
-from sandbox.personas.history import Traits, generate_history
+from sandbox.personas.drawing import generate_history
+from sandbox.personas.history import Traits
 from sandbox.personas.model import load_magic_customers
 
 CUSTOMER_PATHS = [

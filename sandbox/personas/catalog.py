@@ -92,5 +92,14 @@ def catalogue(seed: int) -> tuple[Product, ...]:
     return tuple(products)
 
 
+@lru_cache(maxsize=8)
+def shelves(seed: int) -> dict[str, tuple[Product, ...]]:
+    """The catalogue by category, in catalogue order: generation picks from a shelf for
+    every item of every order, so the shelves are sorted out once per seed."""
+    return {
+        name: tuple(p for p in catalogue(seed) if p.category == name) for name in CATEGORY_NAMES
+    }
+
+
 def products_in(seed: int, category: str) -> tuple[Product, ...]:
-    return tuple(p for p in catalogue(seed) if p.category == category)
+    return shelves(seed).get(category, ())

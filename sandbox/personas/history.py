@@ -1,21 +1,16 @@
-"""A customer's purchase and interaction history, generated from traits.
+"""A customer's purchase and interaction history: its facts, and the traits it is drawn from.
 
 Traits say what kind of customer this is (how many orders, how recent, how much they
-spend, how often they return things); :func:`generate_history` turns them into concrete
-orders with items from the catalogue. Ages are in days before "today" on the sandbox
-clock, so a customer looks the same on every day the sandbox runs.
+spend, how often they return things); :mod:`sandbox.personas.drawing` turns them into
+concrete orders with items from the catalogue. Ages are in days before "today" on the
+sandbox clock, so a customer looks the same on every day the sandbox runs.
 """
 
 from __future__ import annotations
 
-import math
-import random
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
-
-from sandbox.personas.catalog import CATEGORY_NAMES, Product, products_in
-from sandbox.personas.rng import stable_rng
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from sandbox.personas.rules import Metrics
@@ -23,8 +18,10 @@ if TYPE_CHECKING:
 CADENCES = ("regular", "seasonal", "irregular")
 
 
-@dataclass(frozen=True)
-class OrderItem:
+# Facts are named tuples, not frozen dataclasses: a random customer's history is built
+# for nearly every request under load, and a frozen dataclass pays a setattr per field
+# (a tuple of strings and ints is also left alone by the cycle collector).
+class OrderItem(NamedTuple):
     product_id: str
     product_name: str
     category: str
@@ -32,8 +29,7 @@ class OrderItem:
     price_cents: int
 
 
-@dataclass(frozen=True)
-class OrderFact:
+class OrderFact(NamedTuple):
     order_id: str
     days_ago: int
     total_cents: int
@@ -46,8 +42,7 @@ class OrderFact:
         return frozenset(item.category for item in self.items if item.category)
 
 
-@dataclass(frozen=True)
-class InteractionFact:
+class InteractionFact(NamedTuple):
     interaction_type: str
     days_ago: int
     channel: str = ""
@@ -136,9 +131,9 @@ class History:
         return replace(
             self,
             tenure_days=max(self.tenure_days + days, 0),
-            orders=tuple(replace(o, days_ago=max(o.days_ago + days, 0)) for o in self.orders),
+            orders=tuple(o._replace(days_ago=max(o.days_ago + days, 0)) for o in self.orders),
             interactions=tuple(
-                replace(i, days_ago=max(i.days_ago + days, 0)) for i in self.interactions
+                i._replace(days_ago=max(i.days_ago + days, 0)) for i in self.interactions
             ),
         )
 
@@ -157,222 +152,3 @@ class History:
             interactions=self.interactions + interactions,
             tenure_days=max([self.tenure_days, *ages]),
         )
-
-
-# Kinds of customers a random id can be, with how common each is in a store's base.
-_PROFILES: tuple[tuple[float, dict[str, tuple[float, float]]], ...] = (
-    (
-        0.30,
-        {
-            "orders": (6, 25),
-            "aov": (40, 120),
-            "recency": (3, 45),
-            "tenure": (300, 1500),
-            "returns": (0.0, 0.08),
-            "discount": (0.0, 0.45),
-            "categories": (3, 6),
-        },
-    ),
-    (
-        0.28,
-        {
-            "orders": (2, 6),
-            "aov": (25, 80),
-            "recency": (20, 150),
-            "tenure": (120, 900),
-            "returns": (0.0, 0.2),
-            "discount": (0.1, 0.7),
-            "categories": (1, 4),
-        },
-    ),
-    (
-        0.15,
-        {
-            "orders": (2, 10),
-            "aov": (30, 90),
-            "recency": (150, 420),
-            "tenure": (400, 1400),
-            "returns": (0.0, 0.3),
-            "discount": (0.2, 0.8),
-            "categories": (1, 4),
-        },
-    ),
-    (
-        0.10,
-        {
-            "orders": (1, 1),
-            "aov": (20, 110),
-            "recency": (10, 300),
-            "tenure": (10, 330),
-            "returns": (0.0, 0.0),
-            "discount": (0.0, 1.0),
-            "categories": (1, 2),
-        },
-    ),
-    (
-        0.07,
-        {
-            "orders": (0, 0),
-            "aov": (0, 0),
-            "recency": (1, 60),
-            "tenure": (1, 60),
-            "returns": (0.0, 0.0),
-            "discount": (0.0, 0.0),
-            "categories": (0, 0),
-        },
-    ),
-    (
-        0.10,
-        {
-            "orders": (8, 40),
-            "aov": (110, 300),
-            "recency": (2, 30),
-            "tenure": (365, 2000),
-            "returns": (0.0, 0.12),
-            "discount": (0.0, 0.3),
-            "categories": (4, 8),
-        },
-    ),
-)
-
-
-def random_traits(rng: random.Random) -> Traits:
-    weights = [weight for weight, _ in _PROFILES]
-    _, ranges = rng.choices(_PROFILES, weights=weights)[0]
-
-    def pick_int(name: str) -> int:
-        low, high = ranges[name]
-        return rng.randint(int(low), int(high))
-
-    orders = pick_int("orders")
-    tenure = pick_int("tenure")
-    recency = min(pick_int("recency"), tenure)
-    if orders == 0:
-        recency = tenure
-    return Traits(
-        orders=orders,
-        aov_cents=pick_int("aov") * 100 + rng.choice((0, 49, 99)),
-        recency_days=recency,
-        tenure_days=tenure,
-        return_rate=round(rng.uniform(*ranges["returns"]), 2),
-        discount_share=round(rng.uniform(*ranges["discount"]), 2),
-        categories=pick_int("categories"),
-        support_tickets_90d=rng.choices((0, 1, 2, 3), weights=(70, 18, 8, 4))[0],
-        cadence=rng.choice(CADENCES),
-    )
-
-
-def _order_ages(traits: Traits, rng: random.Random) -> list[int]:
-    """Days ago of each order, oldest first; the newest is exactly ``recency_days``."""
-    n, newest = traits.orders, traits.recency_days
-    if n == 0:
-        return []
-    oldest = max(newest, traits.tenure_days - rng.randint(0, min(14, traits.tenure_days)))
-    if n == 1:
-        return [newest]
-    span = oldest - newest
-    if traits.cadence == "regular":
-        step = span / (n - 1)
-        ages = [round(oldest - i * step + rng.uniform(-0.15, 0.15) * step) for i in range(n)]
-    elif traits.cadence == "seasonal":
-        season = rng.randint(0, 270)
-        ages = (
-            [newest]
-            + [newest + (season + rng.randint(0, 75)) % max(span, 1) for _ in range(n - 2)]
-            + [oldest]
-        )
-    else:
-        ages = [newest, oldest] + [rng.randint(newest, oldest) for _ in range(n - 2)]
-    ages = [min(max(age, newest), oldest) for age in ages]
-    ages[0], ages[-1] = oldest, newest
-    return sorted(ages, reverse=True)
-
-
-def _order_totals(traits: Traits, rng: random.Random) -> list[int]:
-    n = traits.orders
-    if n == 0:
-        return []
-    weights = [math.exp(rng.gauss(0, 0.35)) for _ in range(n)]
-    target = traits.ltv_cents if traits.ltv_cents is not None else traits.aov_cents * n
-    scale = target / sum(weights)
-    totals = [max(1, round(w * scale)) for w in weights]
-    if traits.ltv_cents is not None:
-        totals[-1] += traits.ltv_cents - sum(totals)  # pinned totals add up exactly
-        if totals[-1] < 1:
-            totals = [traits.ltv_cents // n] * n
-            totals[-1] += traits.ltv_cents - sum(totals)
-    return totals
-
-
-def _flags(count: int, share: float, rng: random.Random) -> list[bool]:
-    chosen = set(rng.sample(range(count), round(share * count))) if count else set()
-    return [i in chosen for i in range(count)]
-
-
-def _items(
-    total_cents: int, categories: list[str], seed: int, rng: random.Random
-) -> tuple[OrderItem, ...]:
-    """Items worth roughly the order total (the rest is shipping, tax and discounts)."""
-    items: list[OrderItem] = []
-    spent = 0
-    while len(items) < 6:
-        product: Product = rng.choice(products_in(seed, rng.choice(categories)))
-        quantity = 1 if product.price_cents > 2500 else rng.randint(1, 4)
-        if items and spent + product.price_cents * quantity > total_cents * 1.1:
-            break
-        items.append(
-            OrderItem(
-                product.product_id,
-                product.product_name,
-                product.category,
-                quantity,
-                product.price_cents,
-            )
-        )
-        spent += product.price_cents * quantity
-        if spent >= total_cents * 0.8:
-            break
-    return tuple(items)
-
-
-def generate_history(seed: int, tenant: str, customer_id: str, traits: Traits) -> History:
-    rng = stable_rng(seed, tenant, customer_id, "history")
-    category_count = min(max(traits.categories, 1), len(CATEGORY_NAMES))
-    categories = rng.sample(CATEGORY_NAMES, category_count)
-    if traits.order_log is not None:
-        ages = [days for days, _ in traits.order_log]
-        totals = [total for _, total in traits.order_log]
-    else:
-        ages = _order_ages(traits, rng)
-        totals = _order_totals(traits, rng)
-    returned = _flags(traits.orders, traits.return_rate, rng)
-    discounted = _flags(traits.orders, traits.discount_share, rng)
-    order_prefix = f"ord_{rng.getrandbits(32):08x}"
-    orders = []
-    for index, (age, total) in enumerate(zip(ages, totals, strict=True)):
-        # Spread categories over orders so the customer really shops in all of them.
-        order_categories = [categories[index % category_count]]
-        orders.append(
-            OrderFact(
-                order_id=f"{order_prefix}_{index + 1:03d}",
-                days_ago=age,
-                total_cents=total,
-                items=_items(total, order_categories, seed, rng),
-                returned=returned[index],
-                discounted=discounted[index],
-            )
-        )
-    interactions = [
-        InteractionFact("support_ticket", rng.randint(0, 89), rng.choice(("email", "chat")))
-        for _ in range(traits.support_tickets_90d)
-    ]
-    interactions += [
-        InteractionFact("email_open", rng.randint(0, traits.tenure_days), "email")
-        for _ in range(rng.randint(0, 3))
-    ]
-    return History(
-        customer_id=customer_id,
-        tenure_days=max(traits.tenure_days, *(ages or [0])),
-        orders=tuple(orders),
-        interactions=tuple(sorted(interactions, key=lambda i: -i.days_ago)),
-    )

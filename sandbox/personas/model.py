@@ -18,7 +18,8 @@ import yaml
 
 from sandbox.errors import CustomerNotFound
 from sandbox.personas import guidance, rules
-from sandbox.personas.history import History, Traits, generate_history, random_traits
+from sandbox.personas.drawing import DrawnHistory, generate_history, random_traits
+from sandbox.personas.history import History, Traits
 from sandbox.personas.rng import stable_rng
 
 CUSTOMER_MODES = ("open", "strict")
@@ -101,7 +102,9 @@ class CustomerModel:
             return magic.traits
         return random_traits(stable_rng(self.seed, tenant, customer_id, "traits"))
 
-    def history(self, tenant: str, customer_id: str, *, known: bool = False) -> History:
+    def history(
+        self, tenant: str, customer_id: str, *, known: bool = False
+    ) -> History | DrawnHistory:
         """The generated history; a customer only known from ingestion starts empty."""
         if not self.exists(tenant, customer_id, known=known):
             raise CustomerNotFound(customer_id)
@@ -140,7 +143,7 @@ class CustomerModel:
             "predictions": {
                 "churn_risk": churn,
                 "churn_risk_level": rules.churn_risk_level(churn),
-                "ltv_12mo": money(rules.forecast_cents(m, 12)),
+                "ltv_12mo": money(rules.forecast_cents(m, 12, churn)),
             },
             "communication_guidance": guidance.communication_guidance(m, segs, churn),
         }

@@ -7,8 +7,8 @@ formulas; change both together.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:  # history.py caches metrics through this module
     from sandbox.personas.history import History
@@ -21,8 +21,9 @@ CHURN_HIGH_AT = 0.60
 NEW_CUSTOMER_MONTHLY_CENTS = 800
 
 
-@dataclass(frozen=True)
-class Metrics:
+# Metrics and churn terms are built for every new customer: named tuples, as a frozen
+# dataclass pays a setattr per field.
+class Metrics(NamedTuple):
     lifetime_value_cents: int
     total_orders: int
     avg_order_value_cents: int
@@ -49,54 +50,96 @@ class Metrics:
         return self.discounted_orders / self.total_orders if self.total_orders else 0.0
 
 
+# For each day of the year, the 90-day windows (one starting every 15 days, wrapping at
+# the year's end) that hold it: the seasonal share counts orders per window through this
+# table instead of testing every order against every window.
+_SEASON_STARTS = range(0, 365, 15)
+_WINDOWS_HOLDING_DAY = tuple(
+    tuple(w for w, start in enumerate(_SEASON_STARTS) if (day - start) % 365 < 90)
+    for day in range(365)
+)
+
+
+# What metrics need of one order: days ago, total in cents, returned, discounted, and
+# the categories of its lines (empty names ignored).
+OrderFigures = tuple[int, int, bool, bool, Collection[str]]
+
+
 def compute_metrics(history: History) -> Metrics:
-    orders = history.orders
+    return metrics_from(
+        [
+            (o.days_ago, o.total_cents, o.returned, o.discounted, {i.category for i in o.items})
+            for o in history.orders
+        ],
+        history.tenure_days,
+        sum(
+            1
+            for i in history.interactions
+            if i.interaction_type == "support_ticket" and i.days_ago < 90
+        ),
+    )
+
+
+def metrics_from(
+    orders: Sequence[OrderFigures], tenure_days: int, recent_support_tickets: int
+) -> Metrics:
+    """A history's metrics from its orders' figures (a generated history has them before
+    its order lines are drawn: sandbox.personas.drawing.DrawnHistory)."""
     n = len(orders)
-    ltv = sum(o.total_cents for o in orders)
-    ages = sorted(o.days_ago for o in orders)
-    tenure = max(history.tenure_days, ages[-1] if ages else 0)
+    ltv = spend_last_365 = returned = discounted = last_180 = prior_180 = 0
+    category_counts: dict[str, int] = {}
+    ages = []
+    for age, total, was_returned, was_discounted, categories in orders:
+        ages.append(age)
+        ltv += total
+        if age < 365:
+            spend_last_365 += total
+        if age < 180:
+            last_180 += 1
+        elif age < 360:
+            prior_180 += 1
+        if was_returned:
+            returned += 1
+        if was_discounted:
+            discounted += 1
+        for category in categories:
+            if category:
+                category_counts[category] = category_counts.get(category, 0) + 1
+    ages.sort()
+    tenure = max(tenure_days, ages[-1] if ages else 0)
     # A customer with no orders has gone without a purchase for their whole tenure.
     recency = ages[0] if ages else tenure
-    category_counts: dict[str, int] = {}
-    for order in orders:
-        for category in order.categories:
-            category_counts[category] = category_counts.get(category, 0) + 1
     top = min(category_counts, key=lambda c: (-category_counts[c], c)) if category_counts else None
     gaps = [b - a for a, b in zip(ages, ages[1:], strict=False)]
     gap_cv = None
     if len(gaps) >= 2 and sum(gaps) > 0:
         mean = sum(gaps) / len(gaps)
         gap_cv = math.sqrt(sum((g - mean) ** 2 for g in gaps) / len(gaps)) / mean
+    # Largest share of orders in any 90-day window of the year (windows every 15 days).
     seasonal_share = 0.0
     if n:
-        day_of_year = [a % 365 for a in ages]
-        seasonal_share = (
-            max(
-                sum(1 for d in day_of_year if (d - start) % 365 < 90) for start in range(0, 365, 15)
-            )
-            / n
-        )
+        in_window = [0] * len(_SEASON_STARTS)
+        for age in ages:
+            for window in _WINDOWS_HOLDING_DAY[age % 365]:
+                in_window[window] += 1
+        seasonal_share = max(in_window) / n
     return Metrics(
         lifetime_value_cents=ltv,
         total_orders=n,
         avg_order_value_cents=round(ltv / n) if n else 0,
         days_since_last_purchase=recency,
         customer_tenure_days=tenure,
-        returned_orders=sum(1 for o in orders if o.returned),
-        discounted_orders=sum(1 for o in orders if o.discounted),
+        returned_orders=returned,
+        discounted_orders=discounted,
         categories=len(category_counts),
         top_category=top,
         orders_per_year=n / max(tenure, 30) * 365.25,
-        recent_support_tickets=sum(
-            1
-            for i in history.interactions
-            if i.interaction_type == "support_ticket" and i.days_ago < 90
-        ),
+        recent_support_tickets=recent_support_tickets,
         gap_cv=gap_cv,
         seasonal_share=seasonal_share,
-        spend_last_365_cents=sum(o.total_cents for o in orders if o.days_ago < 365),
-        orders_last_180=sum(1 for o in orders if o.days_ago < 180),
-        orders_prior_180=sum(1 for o in orders if 180 <= o.days_ago < 360),
+        spend_last_365_cents=spend_last_365,
+        orders_last_180=last_180,
+        orders_prior_180=prior_180,
     )
 
 
@@ -197,8 +240,7 @@ def archetype_level(m: Metrics) -> str:
     return "L1" if n < 3 else "L2" if n < 20 else "L3" if n < 50 else "L4" if n < 100 else "L5"
 
 
-@dataclass(frozen=True)
-class ChurnTerms:
+class ChurnTerms(NamedTuple):
     """The churn score's inputs, each already scaled; the score is their logistic sum."""
 
     recency: float
@@ -248,9 +290,12 @@ def monthly_run_rate_cents(m: Metrics) -> float:
     return m.lifetime_value_cents / 12
 
 
-def forecast_cents(m: Metrics, horizon_months: int) -> int:
-    """Expected spend over the horizon: run rate, discounted by monthly survival."""
-    survival = (1 - min(churn_risk(m), 0.99)) ** (1 / 12)
+def forecast_cents(m: Metrics, horizon_months: int, churn: float | None = None) -> int:
+    """Expected spend over the horizon: run rate, discounted by monthly survival.
+    ``churn``: the customer's :func:`churn_risk`, when the caller has it already."""
+    if churn is None:
+        churn = churn_risk(m)
+    survival = (1 - min(churn, 0.99)) ** (1 / 12)
     rate = monthly_run_rate_cents(m)
     # A customer who spent nothing last year still has a small chance to come back.
     rate = max(rate, NEW_CUSTOMER_MONTHLY_CENTS / 4)
