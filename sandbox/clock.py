@@ -102,8 +102,7 @@ class Clock:
         state = self.state()
         if state.frozen_at is None:
             return self._real_now().date(), 0
-        age = (state.frozen_at.date() - state.anchor.date()).days if state.anchor else 0
-        return state.frozen_at.date(), age
+        return state.frozen_at.date(), _age(state)
 
     def now(self) -> datetime:
         frozen = self.state().frozen_at
@@ -112,10 +111,7 @@ class Clock:
     def elapsed_days(self) -> int:
         """Whole days the clock has moved past the anchor (how much generated data aged):
         :meth:`day_and_age`'s age, without asking real time for today's date."""
-        state = self.state()
-        if state.frozen_at is None or state.anchor is None:
-            return 0
-        return (state.frozen_at.date() - state.anchor.date()).days
+        return _age(self.state())
 
     def set(self, at: datetime) -> None:
         """Freeze at ``at``. The first freeze also sets the anchor; later ones move time."""
@@ -154,3 +150,10 @@ class Clock:
 def days_between(earlier: datetime, later: datetime) -> int:
     """Whole calendar days from ``earlier`` to ``later`` (never negative)."""
     return max((later.date() - earlier.date()).days, 0)
+
+
+def _age(state: ClockState) -> int:
+    """Whole days a frozen clock stands past its anchor (0 for real time)."""
+    if state.frozen_at is None or state.anchor is None:
+        return 0
+    return (state.frozen_at.date() - state.anchor.date()).days
