@@ -258,6 +258,22 @@ async def _serve_on(bridge: WsgiBridge, make_site: Callable[[web.BaseRunner], we
             await bridge.upstream.close()
 
 
+def _run_loop(main: Any, upstream: Any) -> None:
+    """Run ``main`` to the end on a new event loop: uvloop's for the proxy (``upstream``
+    set), where the loop's own work (two connections per exchange) is most of the cost
+    and uvloop's C loop took a share of it off (bench/proxy.py); asyncio's otherwise."""
+    factory = None
+    if upstream is not None:
+        try:
+            import uvloop
+        except ImportError:  # not built for this platform (Windows)
+            pass
+        else:
+            factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main)
+
+
 def _listening_socket(settings: Settings) -> socket.socket:
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -281,7 +297,7 @@ def serve(app: WsgiApp, settings: Settings) -> None:
         upstream = Upstream(settings)
     bridge = WsgiBridge(app, settings, settings.workers > 1, access_log, upstream)
     if settings.workers == 1:
-        asyncio.run(_serve_on(bridge, lambda runner: web.SockSite(runner, sock)))
+        _run_loop(_serve_on(bridge, lambda runner: web.SockSite(runner, sock)), upstream)
         return
     _Supervisor(bridge, sock, settings.workers).run()
 
@@ -323,7 +339,10 @@ class _Supervisor:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         code = 0
         try:
-            asyncio.run(_serve_on(self.bridge, lambda runner: web.SockSite(runner, self.sock)))
+            _run_loop(
+                _serve_on(self.bridge, lambda runner: web.SockSite(runner, self.sock)),
+                self.bridge.upstream,
+            )
         except BaseException:
             log.exception("worker failed")
             code = 1
