@@ -79,7 +79,7 @@ class UpstreamFailed(Exception):
 
 
 class _Answer:
-    """What one answer's parse collects (httptools calls these methods)."""
+    """What one answer's parse collects (through the connection's parser callbacks)."""
 
     __slots__ = ("head", "status", "headers", "chunks", "size", "done", "keep", "too_large")
 
@@ -102,9 +102,6 @@ class _Answer:
             self.too_large = True
             raise OverflowError  # stops the parser; data_received says why
         self.chunks.append(chunk)
-
-    def on_message_complete(self) -> None:
-        self.done = True
 
 
 class _Connection(asyncio.Protocol):
