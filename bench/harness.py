@@ -43,6 +43,25 @@ def post(port: int, path: str, body: bytes, timeout: float = 5.0) -> tuple[int, 
         conn.close()
 
 
+def order(customer_id: str, order_id: str) -> dict:
+    """One ingestable order (the loads differ only in whose and which)."""
+    return {
+        "customer_id": customer_id,
+        "order_id": order_id,
+        "order_date": "2024-01-14T16:05:00Z",
+        "total_price": 49.9,
+        "items": [
+            {
+                "product_id": "prod_fq_001",
+                "product_name": "Fat Quarter Bundle",
+                "category": "fabric",
+                "quantity": 2,
+                "price": 24.95,
+            }
+        ],
+    }
+
+
 ANALYZE_PATH = "/api/intelligence/analyze"
 ANALYZE_BODY = b'{"customer_id":"test_customer_high_ltv","context":{}}'
 

@@ -35,6 +35,7 @@ from harness import (  # noqa: E402  (bench/ is a directory of scripts, not a pa
     ensure_wrk,
     free_port,
     install_prism,
+    order,
     run_wrk,
     tool_version,
 )
@@ -79,22 +80,7 @@ def ingest_orders(server: Server, count: int) -> float:
     try:
         for batch in range(count // 10):
             orders = [
-                {
-                    "customer_id": f"mem_cust_{(batch * 10 + i) % 5000}",
-                    "order_id": f"mem_{batch}_{i}",
-                    "order_date": "2024-01-14T16:05:00Z",
-                    "total_price": 49.9,
-                    "items": [
-                        {
-                            "product_id": "prod_fq_001",
-                            "product_name": "Fat Quarter Bundle",
-                            "category": "fabric",
-                            "quantity": 2,
-                            "price": 24.95,
-                        }
-                    ],
-                }  # fmt: skip
-                for i in range(10)
+                order(f"mem_cust_{(batch * 10 + i) % 5000}", f"mem_{batch}_{i}") for i in range(10)
             ]
             body = json.dumps({"source": "shopify", "orders": orders})
             conn.request("POST", "/api/data/ingest_orders", body=body, headers=headers)

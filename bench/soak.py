@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import ROOT, RedisServer, Server, _smaps, _tree, free_port  # noqa: E402
+from harness import ROOT, RedisServer, Server, _smaps, _tree, free_port, order  # noqa: E402
 from report import HIGH_LIMIT, write_soak_section  # noqa: E402
 
 ANALYZE = "/api/intelligence/analyze"
@@ -141,21 +141,7 @@ class Mix:
     def _ingest(self) -> Call:
         self.batches += 1
         orders = [
-            {
-                "customer_id": f"soak_cust_{self.rng.randrange(500)}",
-                "order_id": f"{self.prefix}_{self.batches}_{i}",
-                "order_date": "2024-01-14T16:05:00Z",
-                "total_price": 49.9,
-                "items": [
-                    {
-                        "product_id": "prod_fq_001",
-                        "product_name": "Fat Quarter Bundle",
-                        "category": "fabric",
-                        "quantity": 2,
-                        "price": 24.95,
-                    },
-                ],
-            }  # fmt: skip
+            order(f"soak_cust_{self.rng.randrange(500)}", f"{self.prefix}_{self.batches}_{i}")
             for i in range(10)
         ]
         with self.tally.lock:
