@@ -147,6 +147,7 @@ def write_report(
     kit: dict[str, Any] | None,
     seconds_per_point: float,
     total_seconds: float,
+    rounds: int = 1,
 ) -> None:
     rows = _target_rows(memory, load)
     notes = ""
@@ -157,7 +158,8 @@ def write_report(
         "",
         "Written by `python bench/run.py` (see README, Performance). One run, one machine,",
         f"the same wrk load for every server, {seconds_per_point:g} s per point after a 1 s",
-        "warm-up, servers taking turns; the whole run took "
+        "warm-up, servers taking turns; the analyze points at c=8 (the ones the targets",
+        f"read) are the median of {rounds} rounds. The whole run took "
         f"{total_seconds / 60:.1f} minutes. All traffic on 127.0.0.1; wrk shares the cores.",
         "",
         "## Machine and versions",
