@@ -305,8 +305,10 @@ class Target:
             options.max_wait,
         )
         self.session = PacedSession(pacer, options.max_requests)
-        # Ids made by this run carry the token, so reruns and parallel runs never collide.
-        self.run_token = f"qk{random.Random(self.options.seed).randrange(16**8):08x}"
+        # Ids made by this run carry the token, so reruns and parallel runs never collide:
+        # drawn afresh each run (from the seed, a rerun with the same --seed reused every
+        # customer and order id of the run before it against the same server).
+        self.run_token = f"qk{random.SystemRandom().randrange(16**8):08x}"
 
     @property
     def base_url(self) -> str:
