@@ -10,15 +10,15 @@ from contract_tests.target import Options, Target
 SEED = 20240115
 
 
+def _options(sandbox: SandboxServer, **overrides) -> Options:
+    """Both tenants' keys, the fixed seed, and whatever the test changes."""
+    values = {"second_api_key": SECOND_TENANT_KEY, "seed": SEED, **overrides}
+    return Options.build(base_url=sandbox.url, api_key=sandbox.api_key, **values)
+
+
 def test_kit_passes_against_the_sandbox():
     with SandboxServer(seed=0) as sandbox:
-        options = Options.build(
-            base_url=sandbox.url,
-            api_key=sandbox.api_key,
-            second_api_key=SECOND_TENANT_KEY,
-            seed=SEED,
-            max_examples=10,
-        )
+        options = _options(sandbox, max_examples=10)
         results, target = runner.run(options)
     failures = [
         runner.format_report([r], options, 0) for r in results if r.outcome != runner.PASSED
@@ -50,14 +50,7 @@ def test_a_rerun_against_the_same_server_passes_and_makes_new_ids():
     """Two runs with one seed against one server: the second must not reuse the first's
     customer and order ids (it would meet its orders again, as re-ingestions)."""
     with SandboxServer(seed=0) as sandbox:
-        options = Options.build(
-            base_url=sandbox.url,
-            api_key=sandbox.api_key,
-            second_api_key=SECOND_TENANT_KEY,
-            seed=SEED,
-            max_examples=6,
-            select=("stateful",),
-        )
+        options = _options(sandbox, max_examples=6, select=("stateful",))
         tokens = []
         for _ in range(2):
             results, target = runner.run(options)
