@@ -278,5 +278,9 @@ def create_app(
     app.wsgi_app = NetworkFaults(  # type: ignore[method-assign]
         with_cors(fast_path, settings.cors_origins, app.url_map)
     )
+    # For sandbox.server: what to await before running the app on a request, and what to
+    # close when it is done (the Redis store's loop-side calls, sandbox.store.redis_ahead).
+    app.sandbox_ahead = fast_path.ahead  # type: ignore[attr-defined]
+    app.sandbox_close = fast_path.close  # type: ignore[attr-defined]
     _check_routes_match_contract(app, sandbox.contract)
     return app

@@ -30,6 +30,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sandbox.store.counters import Counters
 
@@ -94,6 +95,14 @@ class Quota:
         ]
 
 
+@dataclass(frozen=True, slots=True)
+class Ahead:
+    """A request counted before the app ran (:meth:`RateLimiter.admit_ahead`)."""
+
+    now: float  # the rate-limit clock when it was counted
+    reply: Any  # the store's reply to that count (``Counters.incr_many``'s ``ahead``)
+
+
 @functools.lru_cache(maxsize=1024)  # a handful of keys, each asked on every request
 def key_id(api_key: str) -> str:
     """What the store knows a key by: a digest, so no key is ever written down."""
@@ -118,23 +127,52 @@ class RateLimiter:
         start = int(now // length) * length
         return start, start + length
 
-    def admit(self, api_key: str, tenant: str | None = None) -> Quota:
-        """Count one request for ``api_key`` and say whether it may go on. ``tenant``:
-        the key's, for the store's view of the request (``Counters.incr_many``)."""
-        now = self._now()
+    def _windows(self, api_key: str, now: float) -> list[tuple[str, int, int, int]]:
+        """(counter, length, limit, end) of the key's minute and hour windows at ``now``."""
         limits = self.limits
-        if limits is None:  # off: nothing counted, the full documented quota reported
-            if tenant is not None:
-                self._counters.incr_many((), tenant)
-            _, end = self._window(now, MINUTE)
-            full = DEFAULT_LIMITS.per_minute
-            return Quota(True, full, full, end)
+        assert limits is not None
         ident = key_id(api_key)
         windows = []
         for name, length, limit in (("m", MINUTE, limits.per_minute), ("h", HOUR, limits.per_hour)):
             start, end = self._window(now, length)
             windows.append((f"ratelimit:{ident}:{name}:{start}", length, limit, end))
-        counts = self._counters.incr_many([(w[0], 1, w[1] + 1) for w in windows], tenant)
+        return windows
+
+    def _counted(self, api_key: str, now: float) -> list[tuple[str, int, float | None]]:
+        """What admitting the key at ``now`` adds to the counters."""
+        if self.limits is None:
+            return []
+        return [(w[0], 1, w[1] + 1) for w in self._windows(api_key, now)]
+
+    async def admit_ahead(self, api_key: str, tenant: str) -> Ahead | None:
+        """:meth:`admit`'s store round trip, made now on the event loop by a store that
+        can (Redis): pass the result to :meth:`admit`, which then makes none. None: the
+        store can't, or gave no reply; :meth:`admit` makes the call itself."""
+        counters = self._counters
+        send = getattr(counters, "incr_many_ahead", None)
+        if send is None:
+            return None
+        now = self._now()
+        reply = await send(self._counted(api_key, now), tenant)
+        return None if reply is None else Ahead(now, reply)
+
+    def admit(self, api_key: str, tenant: str | None = None, ahead: Ahead | None = None) -> Quota:
+        """Count one request for ``api_key`` and say whether it may go on. ``tenant``:
+        the key's, for the store's view of the request (``Counters.incr_many``).
+        ``ahead``: :meth:`admit_ahead`'s result for this key and tenant; the request was
+        counted then, at its moment (a window that ended since is still the one)."""
+        now = ahead.now if ahead is not None else self._now()
+        reply = ahead.reply if ahead is not None else None
+        limits = self.limits
+        if limits is None:  # off: nothing counted, the full documented quota reported
+            if tenant is not None:
+                self._counters.incr_many((), tenant, ahead=reply)
+            _, end = self._window(now, MINUTE)
+            full = DEFAULT_LIMITS.per_minute
+            return Quota(True, full, full, end)
+        windows = self._windows(api_key, now)
+        counted = [(w[0], 1, w[1] + 1) for w in windows]  # as _counted: the same items
+        counts = self._counters.incr_many(counted, tenant, ahead=reply)
         windows = [(w[0], count, w[2], w[3]) for w, count in zip(windows, counts, strict=True)]
         refusing = [w for w in windows if w[1] > w[2]]
         if refusing:

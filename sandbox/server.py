@@ -63,6 +63,10 @@ class WsgiBridge:
     ) -> None:
         """``upstream``: proxy mode's ``sandbox.proxy.upstream.Upstream``."""
         self.app = app
+        # Awaited before the app runs (sandbox.api.fastpath.FastPath.ahead): the store
+        # call a Redis-backed request would otherwise make inline, blocking the loop.
+        self.ahead: Callable[[dict[str, Any]], Any] | None = getattr(app, "sandbox_ahead", None)
+        self.close_app: Callable[[], None] | None = getattr(app, "sandbox_close", None)
         self.access_log = access_log
         self.upstream = upstream
         self.max_body_bytes = settings.max_body_bytes
@@ -97,6 +101,10 @@ class WsgiBridge:
     async def _handle(self, request: BaseRequest, started: float) -> web.StreamResponse:
         body, too_large = await self._read_body(request)
         environ = self._environ(request, body, too_large)
+        if self.ahead is not None:
+            before = self.ahead(environ)
+            if before is not None:
+                await before
         status, headers, payload = self._run(environ)
         exchange = environ.get(FORWARD_KEY)
         if exchange is not None:  # proxy mode: the answer is the upstream's
@@ -254,6 +262,8 @@ async def _serve_on(bridge: WsgiBridge, make_site: Callable[[web.BaseRunner], we
         await stop.wait()
     finally:
         await runner.cleanup()
+        if bridge.close_app is not None:
+            bridge.close_app()
         if bridge.upstream is not None:
             await bridge.upstream.close()
 

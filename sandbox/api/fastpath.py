@@ -15,7 +15,7 @@ blueprints) and the two paths cannot disagree.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from werkzeug import Request
@@ -23,6 +23,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map
 
 from sandbox.api.pipeline import (
+    AHEAD_KEY,
+    API_KEY_ENVIRON,
     Operation,
     current_call,
     finish,
@@ -48,6 +50,7 @@ class FastPath:
     ) -> None:
         self.app = app
         self.sandbox = sandbox
+        self.counts_ahead = hasattr(sandbox.counters, "incr_many_ahead")
         self._request_class = type("ApiRequest", (Request,), {"max_content_length": max_body_bytes})
         # Routes with no parameter: (method, path) -> operation. Routes ending in one
         # parameter: (method, prefix, its name, whether it may hold "/", operation).
@@ -83,6 +86,33 @@ class FastPath:
             # PEP 3333 carries the path's bytes as latin-1; werkzeug's router decodes UTF-8.
             return op, {name: value.encode("latin-1").decode("utf-8", "replace")}
         return None
+
+    def ahead(self, environ: dict[str, Any]) -> Awaitable[None] | None:
+        """For the server, before it runs the app on this request: the pipeline's one
+        store call (its rate-limit count, with the store's view of the request), made
+        on the event loop by a store that can (Redis: ``sandbox.store.redis_ahead``).
+        None when the pipeline would not count the request (not an operation, a key
+        that fails), so the count is never made twice or where it would not be."""
+        if not self.counts_ahead or self._match(environ) is None:
+            return None
+        try:
+            api_key = self.sandbox.keyring.authenticate(environ.get(API_KEY_ENVIRON))
+        except ApiError:
+            return None
+        if api_key.rate_limited:  # refused without counting
+            return None
+        return self._count_ahead(environ, api_key.key, api_key.tenant)
+
+    async def _count_ahead(self, environ: dict[str, Any], key: str, tenant: str) -> None:
+        counted = await self.sandbox.limiter.admit_ahead(key, tenant)
+        if counted is not None:
+            environ[AHEAD_KEY] = counted
+
+    def close(self) -> None:
+        """The server is done: the store's loop-side connection goes."""
+        close = getattr(self.sandbox.counters, "close_ahead", None)
+        if close is not None:
+            close()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]):
         found = self._match(environ)

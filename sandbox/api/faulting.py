@@ -32,6 +32,7 @@ from sandbox.netfaults import DELAY_KEY, ENVIRON_KEY
 
 if TYPE_CHECKING:
     from sandbox.api.pipeline import Call
+    from sandbox.ratelimit import Ahead
 
 FAULT_HEADER = "X-Sandbox-Fault"
 LATENCY_HEADER = "X-Sandbox-Latency"
@@ -47,15 +48,16 @@ INJECTED_HEADER = "X-Sandbox-Fault-Injected"
 LATENCY_INJECTED_HEADER = "X-Sandbox-Latency-Injected"
 
 
-def admit(sandbox: Any, call: Call, api_key: ApiKey) -> None:
-    """Count the request against its key's windows; 429 when over a limit."""
+def admit(sandbox: Any, call: Call, api_key: ApiKey, ahead: Ahead | None = None) -> None:
+    """Count the request against its key's windows; 429 when over a limit. ``ahead``:
+    the count the server made before the app ran (``sandbox.api.fastpath``)."""
     if api_key.rate_limited:  # the magic key: always over its limit
         quota = sandbox.limiter.exhausted()
         call.quota = quota
         raise RateLimitExceeded(
             quota.retry_after or 1, headers={INJECTED_HEADER: "429; source=key"}
         )
-    quota = sandbox.limiter.admit(api_key.key, api_key.tenant)
+    quota = sandbox.limiter.admit(api_key.key, api_key.tenant, ahead)
     call.quota = quota
     if not quota.allowed:
         raise RateLimitExceeded(quota.retry_after or 1)

@@ -65,6 +65,7 @@ class Operation:
 REGISTERED: dict[str, Operation] = {}
 CALL_KEY = "sandbox.call"  # the request's Call, in the WSGI environ
 API_KEY_ENVIRON = "HTTP_X_API_KEY"  # the X-API-Key header
+AHEAD_KEY = "sandbox.ahead"  # the request's rate-limit count, made before the app ran
 
 
 @dataclass(slots=True)
@@ -174,7 +175,7 @@ def run(
     environ = req.environ
     api_key = sandbox.keyring.authenticate(environ.get(API_KEY_ENVIRON))
     call.api_key = api_key
-    faulting.admit(sandbox, call, api_key)
+    faulting.admit(sandbox, call, api_key, environ.pop(AHEAD_KEY, None))
     sandbox.keyring.require(api_key, permission)
     body = check_body(sandbox, req, call, operation_id)
     decision = faulting.decide(sandbox, req, api_key, body)

@@ -75,6 +75,9 @@ class ProxyPath(FastPath):
         record = self.sandbox.settings.record
         self.recorder = Recorder(record) if record is not None else None
 
+    def ahead(self, environ: dict[str, Any]) -> None:
+        return None  # nothing to count before: the upstream limits, the fallback's run inline
+
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]):
         if not environ.get("PATH_INFO", "").startswith(API_PREFIX):
             return self.app(environ, start_response)  # control API and docs: the sandbox's

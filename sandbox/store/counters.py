@@ -26,13 +26,18 @@ class Counters(Protocol):
         """
 
     def incr_many(
-        self, items: Sequence[tuple[str, int, float | None]], tenant: str | None = None
+        self,
+        items: Sequence[tuple[str, int, float | None]],
+        tenant: str | None = None,
+        ahead: Any = None,
     ) -> list[int]:
         """Each ``(key, by, ttl_seconds)`` as :meth:`incr`, all in one atomic step.
 
         With ``tenant``, a shared store also reads, in the same round trip, what the rest
         of the request reads (the rule list's version, the clock, the tenant's revision)
-        and answers from that view until :meth:`end_request`."""
+        and answers from that view until :meth:`end_request`. ``ahead``: the reply of
+        that round trip made already, by a shared store's ``incr_many_ahead`` (async, on
+        the server's loop) for the same items and tenant: nothing is sent again."""
 
     def end_request(self) -> None:
         """The request is answered: forget its view (see :meth:`incr_many`)."""
@@ -138,7 +143,10 @@ class MemoryCounters:
             return self._incr(key, by, ttl_seconds, self._now())
 
     def incr_many(
-        self, items: Sequence[tuple[str, int, float | None]], tenant: str | None = None
+        self,
+        items: Sequence[tuple[str, int, float | None]],
+        tenant: str | None = None,
+        ahead: Any = None,
     ) -> list[int]:
         with self._lock:
             now = self._now()

@@ -29,6 +29,7 @@ from redis.retry import Retry
 
 from sandbox.store import redis_scripts as lua
 from sandbox.store.outage import Outage, store_name
+from sandbox.store.redis_ahead import AheadClient
 from sandbox.store.redis_journal import JournalWriter
 from sandbox.store.redis_wire import Wire
 
@@ -101,6 +102,18 @@ class RedisStore:
         self.outage = Outage(store_name(url), secret=unquote(password) if password else None)
         self._prefix = prefix
         self._wire = Wire(self._redis)
+        pool = self._redis.connection_pool
+        kind = pool.connection_class.__name__
+        self._ahead = (
+            AheadClient(
+                pool.connection_kwargs,
+                unix=kind == "UnixDomainSocketConnection",
+                timeout=pool.connection_kwargs.get("socket_timeout") or SOCKET_TIMEOUT_SECONDS,
+                on_failure=self._ahead_failed,
+            )
+            if AheadClient.supports(kind)
+            else None
+        )
         script = self._redis.register_script
         self._add_orders = script(lua.ADD_ORDERS)
         self._add_interactions = script(lua.ADD_INTERACTIONS)
@@ -283,9 +296,9 @@ class RedisStore:
         ttl = "" if ttl_seconds is None else str(max(int(ttl_seconds * 1000), 1))
         return int(self._wire.script(self._incr, [f"{self._prefix}c:{key}"], [by, ttl]))
 
-    def incr_many(
-        self, items: Sequence[tuple[str, int, float | None]], tenant: str | None = None
-    ) -> list[int]:
+    def _admit_call(
+        self, items: Sequence[tuple[str, int, float | None]], tenant: str | None
+    ) -> tuple[list[str], list[Any]]:
         counters = f"{self._prefix}c:"
         keys = [counters + key for key, _, _ in items]
         args: list[Any] = [len(items)]
@@ -299,10 +312,39 @@ class RedisStore:
                 self._t(tenant, "rev"),
                 f"{self._prefix}lists:{tenant}",
             ]
-        values, read = self._wire.script(self._admit, keys, args)
+        return keys, args
+
+    def incr_many(
+        self,
+        items: Sequence[tuple[str, int, float | None]],
+        tenant: str | None = None,
+        ahead: Any = None,
+    ) -> list[int]:
+        if ahead is not None:  # incr_many_ahead's reply for these very items
+            values, read = ahead
+        else:
+            values, read = self._wire.script(self._admit, *self._admit_call(items, tenant))
         if tenant is not None:
             self._local.view = _View(tenant, read)
         return [int(v) for v in values]
+
+    async def incr_many_ahead(
+        self, items: Sequence[tuple[str, int, float | None]], tenant: str
+    ) -> Any:
+        """:meth:`incr_many`'s round trip made on the event loop (``sandbox.store.
+        redis_ahead``): its reply, for ``incr_many(items, tenant, ahead=reply)``, or None
+        when Redis gave none (or is known to be down): then that call makes it inline."""
+        if self._ahead is None or self.outage.down_since is not None:
+            return None
+        return await self._ahead.evalsha(self._admit, *self._admit_call(items, tenant))
+
+    def _ahead_failed(self, exc: BaseException) -> None:
+        self._wire.drop_idle()  # as the guard does: likely all gone with the one that failed
+        self.outage.failed(exc)
+
+    def close_ahead(self) -> None:
+        if self._ahead is not None:
+            self._ahead.close()
 
     def bump(self, keys: Sequence[str]) -> None:
         self._journal_writer.bump(keys)  # written by the journal's thread
@@ -414,6 +456,8 @@ _UNGUARDED = {
     "end_request",
     "journal_append",
     "bump",
+    "incr_many_ahead",  # never raises: no reply sends the request's call inline
+    "close_ahead",
 }
 for _name, _member in list(vars(RedisStore).items()):
     if inspect.isfunction(_member) and not _name.startswith("_") and _name not in _UNGUARDED:
