@@ -31,6 +31,7 @@ from sandbox.api.pipeline import (
     http_error,
     render_error,
     run,
+    send,
     unexpected_error,
 )
 from sandbox.errors import ApiError
@@ -132,4 +133,4 @@ class FastPath:
         except Exception:
             response = unexpected_error(req, call)
         finish(self.sandbox, req, call, response)
-        return response(environ, start_response)
+        return send(response, environ, start_response)

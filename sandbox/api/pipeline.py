@@ -113,6 +113,21 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(encode(body), status=status, headers=headers, mimetype="application/json")
 
 
+def send(response: Response, environ: dict[str, Any], start_response: Callable[..., Any]):
+    """Hand ``response`` to the WSGI server: what calling it does (werkzeug's
+    ``get_wsgi_response``) for the answers the pipeline makes, a tenth of the cost (its
+    header copies and checks were ~4 % of a request)."""
+    status = response.status_code
+    if status in (204, 304) or status < 200:  # no body, no length: werkzeug knows the rules
+        return response(environ, start_response)
+    data = response.get_data()
+    headers = response.headers.to_wsgi_list()
+    if "Content-Length" not in response.headers:
+        headers.append(("Content-Length", str(len(data))))
+    start_response(response.status, headers)
+    return [] if environ.get("REQUEST_METHOD") == "HEAD" else [data]
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 

@@ -42,6 +42,7 @@ from sandbox.api.pipeline import (
     finish,
     http_error,
     render_error,
+    send,
     unexpected_error,
 )
 from sandbox.auth import ApiKey
@@ -116,7 +117,8 @@ class ProxyPath(FastPath):
             # around this one adds (CORS) are kept (see server._with_local).
             start_response("204 No Content", [])
             return []
-        return _finished(self.sandbox, req, call, outcome, self.recorder)(environ, start_response)
+        finished = _finished(self.sandbox, req, call, outcome, self.recorder)
+        return send(finished, environ, start_response)
 
     def _run(
         self, req: Request, call: Call, op: Operation, path_params: dict[str, Any]
