@@ -56,6 +56,7 @@ def _digest(key: str) -> bytes:
 class KeyRing:
     def __init__(self, keys: Iterable[ApiKey], tenants: Iterable[Tenant] = ()) -> None:
         self._by_digest = {_digest(k.key): k for k in keys}
+        self._digests = {k.key: digest for digest, k in self._by_digest.items()}
         self.tenants: dict[str, Tenant] = {t.name: t for t in tenants}
         for api_key in self._by_digest.values():
             self.tenants.setdefault(api_key.tenant, Tenant(api_key.tenant))
@@ -68,7 +69,9 @@ class KeyRing:
             raise InvalidApiKey("Missing API key. Send it in the X-API-Key header.")
         digest = _digest(presented)
         found = self._by_digest.get(digest)
-        if found is None or not hmac.compare_digest(_digest(found.key), digest):
+        # The stored key's digest was made once, with the ring: only the presented one is
+        # hashed per request.
+        if found is None or not hmac.compare_digest(self._digests[found.key], digest):
             raise InvalidApiKey("Invalid API key.")
         if found.status == "expired":
             raise InvalidApiKey("API key has expired. Ask your Quimbi administrator for a new one.")
