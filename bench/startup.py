@@ -1,0 +1,60 @@
+"""Start-up time: process start to the first 200 on analyze, as bench/run.py measures it.
+
+    python bench/startup.py [--runs 7] [--compare DIR ...]
+
+Starts `python -m sandbox serve` (the way bench/harness.Server does) ``--runs`` times
+from this checkout and from every ``--compare`` directory (another checkout of the
+repository, e.g. `git archive` of an older commit), interleaved so a busy shared
+machine weighs on all alike, and prints each one's median and spread. Never run by
+the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import harness  # noqa: E402  (bench/ is not a package)
+
+
+def start_once(root: Path) -> float:
+    port = harness.free_port()
+    command = [sys.executable, "-m", "sandbox", "serve", "--port", str(port)]
+    server = harness.Server(root.name, [*command, "--rate-limit", "1000000/minute"], port)
+    previous, harness.ROOT = harness.ROOT, root  # `-m sandbox` imports from the cwd
+    try:
+        server.start(timeout=30.0)
+    finally:
+        harness.ROOT = previous
+        server.stop()
+        if server.log is not None:
+            server.log.unlink(missing_ok=True)
+    assert server.startup_seconds is not None
+    return server.startup_seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--compare", type=Path, action="append", default=[])
+    args = parser.parse_args()
+    roots = [harness.ROOT, *(path.resolve() for path in args.compare)]
+    times: dict[Path, list[float]] = {root: [] for root in roots}
+    start_once(roots[0])  # warm the page cache, not counted
+    for _ in range(args.runs):
+        for root in roots:
+            times[root].append(start_once(root))
+    for root in roots:
+        runs = sorted(times[root])
+        print(
+            f"{str(root):40} median {statistics.median(runs) * 1000:6.0f} ms"
+            f"  min {runs[0] * 1000:4.0f}  max {runs[-1] * 1000:4.0f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
