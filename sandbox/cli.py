@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import os
 import sys
 from collections.abc import Sequence
@@ -97,33 +98,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         if hasattr(args, option.name)
     }
     if args.command == "healthcheck":
+        gc.enable()  # `python -m sandbox` turned it off for serve (sandbox/__main__.py)
         return _healthcheck(overrides)
     return _serve(overrides, args.command)
 
 
 def _serve(overrides: dict[str, Any], command: str) -> int:
-    from sandbox.fault_rules import FaultRuleError  # imported late, like the app
-
+    # Start-up makes a few hundred thousand objects that live as long as the process
+    # (modules, the contract, fixtures, the app), and every young collection rescanned
+    # them for nothing: ~60-100 ms of each start (bench/startup.py). So no collection
+    # until the sandbox is built; then one, and what it keeps is frozen out of later
+    # ones (the server freezes whatever it adds again, as the gc docs advise before
+    # forking workers). `python -m sandbox` turns the collector off before this module
+    # is even imported.
+    gc.disable()
     try:
-        settings = Settings.from_sources(os.environ, overrides)
-        # A setting of the other command left in the environment is not this one's.
-        if command == "serve":
-            settings = settings.replace(upstream=None, record=None)
-        else:
-            settings = settings.replace(replay=None)
-            if settings.upstream is None:
-                raise ConfigError(f"proxy needs --upstream URL (or {ENV_PREFIX}UPSTREAM)")
-        from sandbox.app import create_app  # imported late: --help stays fast
+        from sandbox.fault_rules import FaultRuleError  # imported late, like the app
 
-        app = create_app(settings)
-    except (ConfigError, KeyFileError, FaultRuleError) as exc:
-        print(f"quimbi-sandbox: {exc}", file=sys.stderr)
-        return 2
-    from sandbox.accesslog import banner
-    from sandbox.docs import DEFAULT_KEY
-    from sandbox.healthcheck import base_url
-    from sandbox.server import serve
+        try:
+            settings = Settings.from_sources(os.environ, overrides)
+            # A setting of the other command left in the environment is not this one's.
+            if command == "serve":
+                settings = settings.replace(upstream=None, record=None)
+            else:
+                settings = settings.replace(replay=None)
+                if settings.upstream is None:
+                    raise ConfigError(f"proxy needs --upstream URL (or {ENV_PREFIX}UPSTREAM)")
+            from sandbox.app import create_app  # imported late: --help stays fast
 
+            app = create_app(settings)
+        except (ConfigError, KeyFileError, FaultRuleError) as exc:
+            print(f"quimbi-sandbox: {exc}", file=sys.stderr)
+            return 2
+        from sandbox.accesslog import banner
+        from sandbox.docs import DEFAULT_KEY
+        from sandbox.healthcheck import base_url
+        from sandbox.server import serve
+    finally:
+        gc.collect()
+        gc.freeze()
+        gc.enable()
     print(
         banner(settings, __version__, base_url(settings), DEFAULT_KEY), file=sys.stderr, flush=True
     )
