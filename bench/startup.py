@@ -5,7 +5,8 @@
 Starts `python -m sandbox serve` (the way bench/harness.Server does) ``--runs`` times
 from this checkout and from every ``--compare`` directory (another checkout of the
 repository, e.g. `git archive` of an older commit), interleaved so a busy shared
-machine weighs on all alike, and prints each one's median and spread. Never run by
+machine weighs on all alike, and prints each one's median and spread, and the median
+CPU time the server had used by its first 200 (steadier on a busy machine). Never run by
 the tests. Every checkout's modules are compiled to bytecode first, as pip does when it
 installs the wheel (the Docker image): with PYTHONDONTWRITEBYTECODE set and no
 __pycache__, each start would also compile the sandbox's source (~70 ms).
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -24,20 +26,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402  (bench/ is not a package)
 
 
-def start_once(root: Path) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU the process has used: unlike the wall time, not inflated when
+    other work on the shared machine takes the cores (so A/B differences show sooner)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_once(root: Path) -> tuple[float, float]:
     port = harness.free_port()
     command = [sys.executable, "-m", "sandbox", "serve", "--port", str(port)]
     server = harness.Server(root.name, [*command, "--rate-limit", "1000000/minute"], port)
     previous, harness.ROOT = harness.ROOT, root  # `-m sandbox` imports from the cwd
     try:
         server.start(timeout=30.0)
+        assert server.process is not None
+        cpu = cpu_seconds(server.process.pid)
     finally:
         harness.ROOT = previous
         server.stop()
         if server.log is not None:
             server.log.unlink(missing_ok=True)
     assert server.startup_seconds is not None
-    return server.startup_seconds
+    return server.startup_seconds, cpu
 
 
 def main() -> None:
@@ -46,7 +57,7 @@ def main() -> None:
     parser.add_argument("--compare", type=Path, action="append", default=[])
     args = parser.parse_args()
     roots = [harness.ROOT, *(path.resolve() for path in args.compare)]
-    times: dict[Path, list[float]] = {root: [] for root in roots}
+    times: dict[Path, list[tuple[float, float]]] = {root: [] for root in roots}
     for root in roots:
         compileall.compile_dir(root / "sandbox", quiet=1)
     start_once(roots[0])  # warm the page cache, not counted
@@ -54,10 +65,12 @@ def main() -> None:
         for root in roots:
             times[root].append(start_once(root))
     for root in roots:
-        runs = sorted(times[root])
+        walls = sorted(wall for wall, _ in times[root])
+        cpus = [cpu for _, cpu in times[root]]
         print(
-            f"{str(root):40} median {statistics.median(runs) * 1000:6.0f} ms"
-            f"  min {runs[0] * 1000:4.0f}  max {runs[-1] * 1000:4.0f}"
+            f"{str(root):40} median {statistics.median(walls) * 1000:4.0f} ms"
+            f" (min {walls[0] * 1000:4.0f}, max {walls[-1] * 1000:4.0f});"
+            f" CPU median {statistics.median(cpus) * 1000:4.0f} ms"
         )
 
 
