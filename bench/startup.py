@@ -1,6 +1,6 @@
 """Start-up time: process start to the first 200 on analyze, as bench/run.py measures it.
 
-    python bench/startup.py [--runs 7] [--compare DIR ...]
+    python bench/startup.py [--runs 7] [--compare DIR ...] [--as-is]
 
 Starts `python -m sandbox serve` (the way bench/harness.Server does) ``--runs`` times
 from this checkout and from every ``--compare`` directory (another checkout of the
@@ -55,10 +55,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--compare", type=Path, action="append", default=[])
+    parser.add_argument(
+        "--as-is",
+        action="store_true",
+        help="do not compile the checkouts first (with PYTHONDONTWRITEBYTECODE set and no "
+        "__pycache__, every start compiles the source, as bench/run.py may)",
+    )
     args = parser.parse_args()
     roots = [harness.ROOT, *(path.resolve() for path in args.compare)]
     times: dict[Path, list[tuple[float, float]]] = {root: [] for root in roots}
-    for root in roots:
+    for root in roots if not args.as_is else ():
         compileall.compile_dir(root / "sandbox", quiet=1)
     start_once(roots[0])  # warm the page cache, not counted
     for _ in range(args.runs):
