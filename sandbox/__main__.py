@@ -1,5 +1,9 @@
+import gc
 import sys
 
-from sandbox.cli import main
+# Off until the sandbox is built, imports included: see sandbox.cli._serve.
+gc.disable()
+
+from sandbox.cli import main  # noqa: E402
 
 sys.exit(main())

@@ -46,6 +46,7 @@ from sandbox.generated import AnswerGenerator
 from sandbox.journal import Journal
 from sandbox.latency import parse_latency
 from sandbox.netfaults import NetworkFaults
+from sandbox.personas.catalog import shelves
 from sandbox.personas.insights import load_benchmarks
 from sandbox.personas.model import CustomerModel, load_magic_customers
 from sandbox.platform import Platform
@@ -142,6 +143,10 @@ def build_sandbox(settings: Settings, rate_limit_clock: Callable[[], float] = ti
     }
     model = CustomerModel(settings.seed, magic, customers=settings.customers)
     store = open_store(settings.store)
+    if settings.workers > 1:
+        # Built on first use otherwise (Faker's import is a tenth of a start); forked
+        # workers share what the parent built, instead of each importing it alone.
+        shelves(settings.seed)
     clock = Clock(
         parse_timestamp(settings.now) if settings.now else None,
         load=lambda: store.get_value("clock"),

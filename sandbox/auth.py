@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from sandbox.errors import InsufficientPermissions, InvalidApiKey
+from sandbox.resources import load_yaml
 
 PERMISSIONS = ("read", "write")
 STATUSES = ("active", "expired", "revoked")
@@ -129,8 +130,10 @@ def load_keyring(default_file: Path, extra_file: Path | None = None) -> KeyRing:
     for path in [default_file, extra_file]:
         if path is None:
             continue
+        # The shipped file by libyaml; the user's as it always was (its errors alike).
+        read = load_yaml if path is default_file else yaml.safe_load
         try:
-            document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+            document = read(Path(path).read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError) as exc:
             raise KeyFileError(f"{path}: cannot read keys file: {exc}") from None
         file_keys, file_tenants = _parse_keys(document, str(path))

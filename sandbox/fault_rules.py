@@ -11,13 +11,16 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from jsonschema import Draft202012Validator
 
 from sandbox.latency import LatencyProfile, LatencySyntaxError, parse_latency
+from sandbox.resources import load_yaml
 from sandbox.spec import json_pointer
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 STATUS_FAULTS = ("401", "403", "404", "429", "500", "503")
 NETWORK_FAULTS = ("reset", "malformed", "hang")
@@ -87,6 +90,9 @@ class FaultRuleError(ValueError):
 
 @functools.cache
 def _rule_validator() -> Draft202012Validator:
+    # Imported on first use: only --faults and POST /_sandbox/faults check rules.
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(RULE_SCHEMA)
 
 
@@ -143,7 +149,7 @@ class MagicFaultCustomer:
 
 
 def load_magic_fault_customers(path: Path) -> dict[str, MagicFaultCustomer]:
-    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    document = load_yaml(path.read_text(encoding="utf-8")) or {}
     customers = {}
     for customer_id, entry in (document.get("customers") or {}).items():
         fault = entry.get("fault")

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import urllib.error
-import urllib.request
 
 from sandbox.config import Settings
 
@@ -40,6 +38,11 @@ def base_url(settings: Settings) -> str:
 
 def probe(url: str, timeout: float = TIMEOUT_SECONDS) -> tuple[bool, str]:
     """``(healthy, what was seen)``: healthy means 200 with ``{"status": "ok"}``."""
+    # Imported here: `serve` imports this module for base_url, and urllib.request (with
+    # http.client and email) is a start-up cost only the probe needs.
+    import urllib.error
+    import urllib.request
+
     # Never through an HTTP proxy from the environment: the server is on this machine.
     direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:

@@ -9,108 +9,36 @@ answers "valid?" in microseconds, and only a body it rejects goes through the pu
 envelope reports them. The Python validator stays the judge: the fast one only ever
 short-cuts a body that both accept, since it checks the same formats and is never more
 lenient (where it is stricter, the Python validator's empty problem list wins).
+Both kinds live in ``sandbox.validators``; the Python ones are made on first use.
 """
 
 from __future__ import annotations
 
 import json
-import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Any
 
 import jsonschema_rs
-import yaml
-from jsonschema import Draft202012Validator, FormatChecker
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
 
-from sandbox.resources import contract_path
+from sandbox.resources import contract_path, load_yaml
+from sandbox.validators import (
+    SPEC_URI,
+    FastValidator,
+    PythonValidators,
+    ResponseValidators,
+    document_formats,
+)
 
-_SPEC_URI = "urn:quimbi:openapi"
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+
 _HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 _MAX_MESSAGE = 240
 # On a request property with a `default` the API reference does not give (the sandbox
 # chose it): leaving the property out is accepted, and the journal warns about it.
 WARN_IF_OMITTED = "x-sandbox-warn-if-omitted"
-
-# RFC 3339, which is what OpenAPI's `date-time` means; fromisoformat alone also takes
-# dates without times and timestamps without an offset, which the contract does not.
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
-FORMAT_CHECKER = FormatChecker(formats=())
-
-
-@FORMAT_CHECKER.checks("date-time", raises=ValueError)
-def _is_date_time(value: object) -> bool:
-    if not isinstance(value, str):
-        return True
-    if not _RFC3339.match(value):
-        raise ValueError("not an RFC 3339 date-time (e.g. 2024-01-15T10:30:00Z)")
-    # Python's parser takes at most 6 fractional digits; nanoseconds are still valid.
-    trimmed = re.sub(r"(\.\d{6})\d+", r"\1", value.upper())
-    datetime.fromisoformat(trimmed)
-    return True
-
-
-@FORMAT_CHECKER.checks("date", raises=ValueError)
-def _is_date(value: object) -> bool:
-    if isinstance(value, str):
-        date.fromisoformat(value)
-    return True
-
-
-def _format_predicate(name: str):
-    """The Python format check ``name`` as the bool predicate ``jsonschema_rs`` calls."""
-    check = FORMAT_CHECKER.checkers[name][0]
-
-    def holds(value: str) -> bool:
-        try:
-            return bool(check(value))
-        except ValueError:
-            return False
-
-    return holds
-
-
-def _document_formats(node: Any) -> set[str]:
-    if isinstance(node, list):
-        return set().union(*(_document_formats(item) for item in node)) if node else set()
-    if not isinstance(node, dict):
-        return set()
-    found = {node["format"]} if isinstance(node.get("format"), str) else set()
-    for value in node.values():
-        found |= _document_formats(value)
-    return found
-
-
-class FastValidator:
-    """``is_valid`` only, compiled by ``jsonschema_rs``; checks exactly the formats the
-    Python validator checks (``date-time``, ``date``) and treats every other as a note."""
-
-    def __init__(self, pointer: str, registry: jsonschema_rs.Registry, formats: set[str]):
-        checked = {name: _format_predicate(name) for name in FORMAT_CHECKER.checkers}
-        ignored = {name: _accept_any for name in formats - set(checked)}
-        self._validator = jsonschema_rs.Draft202012Validator(
-            # Percent-encoded, as a URI fragment must be ({industry} in a path, say).
-            {"$ref": f"{_SPEC_URI}#{quote(pointer, safe='/~')}"},
-            registry=registry,
-            validate_formats=True,
-            formats={**checked, **ignored},
-        )
-
-    def is_valid(self, instance: Any) -> bool:
-        """True only when the body is certainly valid; False means "ask jsonschema"."""
-        try:
-            return self._validator.is_valid(instance)
-        except (ValueError, OverflowError, RecursionError):
-            # Lone surrogates in keys, and the like: let the Python validator decide.
-            return False
-
-
-def _accept_any(value: str) -> bool:
-    return True
 
 
 @dataclass(frozen=True)
@@ -145,27 +73,43 @@ class Operation:
     operation_id: str
     method: str
     path: str
-    request_validator: Draft202012Validator | None
-    response_validators: dict[str, Draft202012Validator] = field(default_factory=dict)
-    strict_request_validator: Draft202012Validator | None = None
+    python: PythonValidators = field(repr=False, compare=False)
+    # Where the request body's schema is (None: the operation takes no body).
+    request_pointer: str | None = None
     fast_request_validator: FastValidator | None = None
     fast_strict_request_validator: FastValidator | None = None
     # Every request property with a `default`, through nested objects.
     request_defaults: tuple[RequestDefault, ...] = ()
-
-    # Where each response schema is, for the compiled validator made on first use.
+    # Where each documented JSON response's schema is, by status key (200, 4XX, default).
     response_pointers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def request_validator(self) -> Draft202012Validator | None:
+        if self.request_pointer is None:
+            return None
+        return self.python.at(self.request_pointer)
+
+    @property
+    def strict_request_validator(self) -> Draft202012Validator | None:
+        """Like ``request_validator``, but objects with declared properties take no others."""
+        if self.request_pointer is None:
+            return None
+        return self.python.at(self.request_pointer, strict=True)
+
+    @property
+    def response_validators(self) -> Mapping[str, Draft202012Validator]:
+        return ResponseValidators(self.python, self.response_pointers)
 
     def response_key(self, status: int) -> str | None:
         """Which documented response a status gets: its own, its class (4XX), default."""
         for key in (str(status), f"{str(status)[0]}XX", "default"):
-            if key in self.response_validators:
+            if key in self.response_pointers:
                 return key
         return None
 
     def response_validator(self, status: int) -> Draft202012Validator | None:
         key = self.response_key(status)
-        return None if key is None else self.response_validators[key]
+        return None if key is None else self.python.at(self.response_pointers[key])
 
 
 def json_pointer(parts: Any) -> str:
@@ -201,24 +145,19 @@ def _forbid_unknown_properties(schema: Any) -> Any:
 
 
 class Contract:
-    """The parsed spec with one compiled validator per request and response schema."""
+    """The parsed spec with one compiled validator per request schema (the Python ones
+    and the response validators made on first use)."""
 
     def __init__(self, document: dict[str, Any]) -> None:
         self.document = document
-        registry = self._registry = Registry().with_resource(
-            _SPEC_URI, Resource.from_contents(document, default_specification=DRAFT202012)
-        )
         strict_document = _forbid_unknown_properties(document)
-        strict_registry = Registry().with_resource(
-            _SPEC_URI,
-            Resource.from_contents(strict_document, default_specification=DRAFT202012),
-        )
-        formats = _document_formats(document)
-        fast_registry = self._fast_registry = jsonschema_rs.Registry([(_SPEC_URI, document)])
+        python = self._python = PythonValidators(document, strict_document)
+        formats = document_formats(document)
+        fast_registry = self._fast_registry = jsonschema_rs.Registry([(SPEC_URI, document)])
         self._formats = formats
         # Compiled on first use: only a proxy checks answers on a hot path.
         self._fast_response_validators: dict[tuple[str, str], FastValidator] = {}
-        fast_strict_registry = jsonschema_rs.Registry([(_SPEC_URI, strict_document)])
+        fast_strict_registry = jsonschema_rs.Registry([(SPEC_URI, strict_document)])
         self.operations: dict[str, Operation] = {}
         for path, item in document.get("paths", {}).items():
             for method in _HTTP_METHODS:
@@ -227,13 +166,10 @@ class Contract:
                     continue
                 op_id = spec_op["operationId"]
                 pointer = json_pointer(["paths", path, method])
-                operation = Operation(op_id, method.upper(), path, None)
+                operation = Operation(op_id, method.upper(), path, python)
                 if "requestBody" in spec_op:
                     schema_ref = f"{pointer}/requestBody/content/application~1json/schema"
-                    operation.request_validator = self._validator(schema_ref, registry)
-                    operation.strict_request_validator = self._validator(
-                        schema_ref, strict_registry
-                    )
+                    operation.request_pointer = schema_ref
                     operation.fast_request_validator = FastValidator(
                         schema_ref, fast_registry, formats
                     )
@@ -250,19 +186,8 @@ class Contract:
                         ref = f"{pointer}/responses/{status}"
                     if "application/json" in response.get("content", {}):
                         self_ref = f"{ref}/content/application~1json/schema"
-                        operation.response_validators[str(status)] = self._validator(
-                            self_ref, registry
-                        )
                         operation.response_pointers[str(status)] = self_ref
                 self.operations[op_id] = operation
-
-    @staticmethod
-    def _validator(pointer: str, registry: Registry) -> Draft202012Validator:
-        return Draft202012Validator(
-            {"$ref": f"{_SPEC_URI}#{pointer}"},
-            registry=registry,
-            format_checker=FORMAT_CHECKER,
-        )
 
     def _request_defaults(
         self, schema: Any, path: tuple[str, ...], refs: frozenset[str] = frozenset()
@@ -285,7 +210,7 @@ class Contract:
     def validator_for(self, schema: dict[str, Any]) -> Draft202012Validator:
         """A validator for a schema of our own that may $ref the contract's components
         as ``urn:quimbi:openapi#/components/schemas/<Name>``."""
-        return Draft202012Validator(schema, registry=self._registry, format_checker=FORMAT_CHECKER)
+        return self._python.for_schema(schema)
 
     def problems(self, validator: Draft202012Validator, instance: Any) -> list[Problem]:
         return _problems(validator, instance)
@@ -303,28 +228,27 @@ class Contract:
         self, operation_id: str, body: Any, *, strict: bool = False
     ) -> list[Problem]:
         operation = self.operations[operation_id]
-        if strict:
-            validator, fast = (
-                operation.strict_request_validator,
-                operation.fast_strict_request_validator,
-            )
-        else:
-            validator, fast = operation.request_validator, operation.fast_request_validator
-        if validator is None or (fast is not None and fast.is_valid(body)):
+        if operation.request_pointer is None:
             return []
+        fast = (
+            operation.fast_strict_request_validator if strict else operation.fast_request_validator
+        )
+        if fast is not None and fast.is_valid(body):
+            return []
+        validator = operation.python.at(operation.request_pointer, strict=strict)
         return _problems(validator, body)
 
     def unknown_request_fields(self, operation_id: str, body: Any) -> list[Problem]:
         """Fields the contract does not name: tolerated, but worth telling a client about."""
         operation = self.operations[operation_id]
-        if operation.strict_request_validator is None:
+        if operation.request_pointer is None:
             return []
         fast = operation.fast_strict_request_validator
         if fast is not None and fast.is_valid(body):
             return []
         return [
             problem
-            for problem in _problems(operation.strict_request_validator, body)
+            for problem in _problems(operation.python.at(operation.request_pointer, True), body)
             if "Additional properties are not allowed" in problem.message
         ]
 
@@ -357,12 +281,8 @@ class Contract:
             )
         if fast.is_valid(body):
             return []
-        return _problems(operation.response_validators[key], body)
+        return _problems(operation.python.at(operation.response_pointers[key]), body)
 
 
 def load_contract(path: Path | None = None) -> Contract:
-    with open(path or contract_path(), encoding="utf-8") as handle:
-        # libyaml when PyYAML has it (its wheels do): the pure-Python parser took ~70 ms
-        # of the sandbox's start-up on this one file.
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        return Contract(yaml.load(handle, Loader=loader))  # safe either way
+    return Contract(load_yaml(Path(path or contract_path()).read_text(encoding="utf-8")))

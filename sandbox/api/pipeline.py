@@ -247,7 +247,7 @@ def check_body(sandbox: Any, req: Request, call: Call, operation_id: str) -> Any
     """The parsed body, checked against the operation's schema (None: it takes none);
     raises the client's error (415, 400, 422). The proxy (``sandbox.proxy``) shares it."""
     contract = sandbox.contract
-    if contract.operation(operation_id).request_validator is None:
+    if contract.operation(operation_id).request_pointer is None:
         return None
     body = call.body = _parse(req)
     strict = sandbox.settings.strict

@@ -10,8 +10,6 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from faker import Faker
-
 from sandbox.personas.rng import stable_int
 
 # (category, product nouns, price range in cents)
@@ -70,6 +68,10 @@ class Product:
 @lru_cache(maxsize=8)
 def catalogue(seed: int) -> tuple[Product, ...]:
     """Every product of the store for ``seed``: a colourway of each base product."""
+    # Imported here, not at the top: Faker's import (~50 ms) was the largest share of
+    # the sandbox's start-up, and a magic customer's analyze never reads a product.
+    from faker import Faker
+
     fake = Faker("en_US")
     fake.seed_instance(stable_int(seed, "catalogue"))
     products = []

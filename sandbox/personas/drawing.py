@@ -256,14 +256,15 @@ class DrawnHistory:
         rng: random.Random,
         categories: list[str],
         orders: list[tuple[int, int, bool, bool]],
-        stock: dict[str, tuple[_Stocked, ...]],
+        seed: int,
     ) -> None:
         self.customer_id = customer_id
         self.tenure_days = tenure_days
         self._traits = traits
         self._categories = categories
         self._orders = orders  # (days ago, total, returned, discounted), oldest first
-        self._rest: tuple[random.Random, dict[str, tuple[_Stocked, ...]]] | None = (rng, stock)
+        # The seed, not its stock: the catalogue (and Faker) is only needed for order lines.
+        self._rest: tuple[random.Random, int] | None = (rng, seed)
         self._full: History | None = None
 
     @cached_property
@@ -287,8 +288,8 @@ class DrawnHistory:
         with self._lock:
             if self._full is None:
                 assert self._rest is not None
-                rng, stock = self._rest
-                self._full = self._draw_rest(rng, stock)
+                rng, seed = self._rest
+                self._full = self._draw_rest(rng, _stock(seed))
                 self._rest = None  # the generator's state is no longer needed
             return self._full
 
@@ -367,4 +368,4 @@ def generate_history(seed: int, tenant: str, customer_id: str, traits: Traits) -
     discounted = _flags(traits.orders, traits.discount_share, rng)
     orders = list(zip(ages, totals, returned, discounted, strict=True))
     tenure_days = max(traits.tenure_days, *(ages or [0]))
-    return DrawnHistory(customer_id, tenure_days, traits, rng, categories, orders, _stock(seed))
+    return DrawnHistory(customer_id, tenure_days, traits, rng, categories, orders, seed)

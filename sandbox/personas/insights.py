@@ -11,17 +11,16 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from sandbox.errors import IndustryNotFound
 from sandbox.personas import rules
 from sandbox.personas.history import History
+from sandbox.resources import load_yaml
 
 SAMPLE_SIZE = 150
 
 
 def load_benchmarks(path: Path) -> dict[str, dict[str, Any]]:
-    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    document = load_yaml(path.read_text(encoding="utf-8")) or {}
     return {
         name: {"industry": name, **values}
         for name, values in (document.get("industries") or {}).items()

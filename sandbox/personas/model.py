@@ -14,13 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from sandbox.errors import CustomerNotFound
 from sandbox.personas import guidance, rules
 from sandbox.personas.drawing import DrawnHistory, generate_history, random_traits
 from sandbox.personas.history import History, Traits
 from sandbox.personas.rng import stable_rng
+from sandbox.resources import load_yaml
 
 CUSTOMER_MODES = ("open", "strict")
 
@@ -33,7 +32,7 @@ class MagicCustomer:
 
 
 def load_magic_customers(path: Path) -> dict[str, MagicCustomer]:
-    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    document = load_yaml(path.read_text(encoding="utf-8")) or {}
     magic = {}
     for customer_id, entry in (document.get("customers") or {}).items():
         try:
