@@ -14,9 +14,11 @@ the contract kit's default profile against a fresh sandbox. Never run by the tes
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -94,11 +96,32 @@ def ingest_orders(server: Server, count: int) -> float:
     return time.perf_counter() - started
 
 
+# Start-up is the median of this many starts: one start on a shared host is a draw.
+STARTS = 5
+
+
+def start_up_seconds(server: Server, starts: int) -> float:
+    """The median time to the first 200 over ``starts`` starts (the last one is kept
+    running, for the memory figures)."""
+    seconds = []
+    for n in range(starts):
+        server.start()
+        assert server.startup_seconds is not None
+        seconds.append(server.startup_seconds)
+        if n < starts - 1:
+            server.stop()
+    return statistics.median(seconds)
+
+
 def measure_memory(servers: list[Server]) -> dict[str, dict[str, float]]:
-    """Start-up and RSS, one server at a time so nothing else competes for the cores."""
+    """Start-up and RSS, one server at a time so nothing else competes for the cores.
+    The sandbox's modules are compiled first, as pip does when it installs the wheel (the
+    Docker image): a checkout without __pycache__ (PYTHONDONTWRITEBYTECODE) would
+    otherwise compile its source on every start."""
+    compileall.compile_dir(ROOT / "sandbox", quiet=1)
     figures: dict[str, dict[str, float]] = {}
     for server in servers:
-        server.start()
+        startup = start_up_seconds(server, STARTS)
         try:
             time.sleep(1.0)
             idle, idle_pss = server.memory_bytes()
@@ -108,7 +131,7 @@ def measure_memory(servers: list[Server]) -> dict[str, dict[str, float]]:
         finally:
             server.stop()
         figures[server.name] = {
-            "startup_s": server.startup_seconds or 0.0,
+            "startup_s": startup,
             "rss_idle_mb": idle / 2**20,
             "rss_after_mb": after / 2**20,
             "pss_idle_mb": idle_pss / 2**20,
