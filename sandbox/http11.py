@@ -24,11 +24,9 @@ This module does what the sandbox needs and no more:
   finish (their answers say ``Connection: close``) within the grace, the rest aborted.
 
 The handler (``sandbox.server.WsgiBridge.handle``) is a coroutine given a
-:class:`Request`; it answers with :meth:`Request.respond`. It starts running inside
-``data_received``, and only if it waits for something (a held answer, the proxy's
-upstream) does a task carry it on: most requests never wait, and a task each would cost
-a loop iteration too. So the handler runs outside any task until its first wait, and
-must not use ``asyncio.timeout()`` (which needs one) before then.
+:class:`Request`; it answers with :meth:`Request.respond`. It runs at once, inside
+``data_received`` (``sandbox.eager``: a task only if it waits); the answer's head is
+``sandbox.http11_head``'s.
 """
 
 from __future__ import annotations
@@ -36,27 +34,22 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Generator
-from http import HTTPStatus
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httptools
 
+from sandbox.eager import run_eagerly
 from sandbox.errors import MalformedRequest, envelope
+from sandbox.http11_head import answer_head, has_body
 
 KEEPALIVE_SECONDS = 75.0  # an idle connection's life (aiohttp's default)
 MAX_LINE_BYTES = 8190  # the request target, a header's name, a header's value
 MAX_HEAD_BYTES = 64 * 1024  # the whole request head
 _LARGE_ANSWER = 64 * 1024  # above it, the head and body are written apart (no copy)
 
-# Hop-by-hop, or this server's to set from the body it is given.
-_DROPPED = frozenset({"content-length", "transfer-encoding", "connection"})
-_DROPPED_HEAD = _DROPPED - {"content-length"}  # HEAD keeps the size a GET would get
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 log = logging.getLogger("sandbox.server")
 
@@ -299,16 +292,7 @@ class Connection(asyncio.Protocol):
 
     def _start(self, request: Request) -> bool:
         """Run the handler until it ends (True) or waits (False: a task carries it on)."""
-        coroutine = self.server.handler(request)
-        try:
-            waiting_on = coroutine.send(None)
-        except StopIteration:
-            return True
-        except (ConnectionError, asyncio.CancelledError):
-            return True  # the client went away, or a network fault dropped it
-        task = asyncio.ensure_future(_carry_on(coroutine, waiting_on))
-        task.add_done_callback(lambda _: self._ended(request))
-        return False
+        return run_eagerly(self.server.handler(request), lambda: self._ended(request))
 
     def _ended(self, request: Request) -> None:
         self._finished(request)
@@ -337,48 +321,15 @@ class Connection(asyncio.Protocol):
         close: bool,
     ) -> None:
         head_only = request.method == "HEAD"
-        dropped = _DROPPED_HEAD if head_only else _DROPPED
-        lines = [_status_line(request.version, status)]
-        dated = sized = typed = False
-        for name, value in headers:
-            low = name.lower()
-            if low in dropped:
-                continue
-            if low == "date":
-                dated = True
-            elif low == "content-type":
-                typed = True
-            elif low == "content-length":
-                sized = True  # HEAD only: the app's, the size a GET would get
-            lines.append(f"{name}: {value}")
-        bodiless = status in (204, 304) or status < 200
-        if not bodiless and not sized:
-            lines.append(f"Content-Length: {len(payload)}")
-        if payload and not typed and not head_only and not bodiless:
-            lines.append("Content-Type: application/octet-stream")  # RFC 9110 8.3's default
-        if not dated:
-            lines.append("Date: " + _http_date())
         close = close or not request.keep_alive or self.server.stopping
-        if close:
-            if request.version == "1.1":
-                lines.append("Connection: close")
-        elif request.version == "1.0":
-            lines.append("Connection: keep-alive")
-        text = "\r\n".join(lines) + "\r\n\r\n"
-        breaks = len(lines) + 1
-        if text.count("\n") != breaks or text.count("\r") != breaks:
-            raise ValueError("a header name or value holds a line break")
-        try:
-            head = text.encode("latin-1")  # WSGI's headers are latin-1; the proxy's too
-        except UnicodeEncodeError:
-            head = text.encode("utf-8", "surrogateescape")
+        head = answer_head(request.version, head_only, status, headers, len(payload), close)
         request.answered = True
         if close:
             self._closing = True
             self._queue.clear()
         if self._lost or self.transport is None:
             return
-        if head_only or bodiless or not payload:
+        if not payload or not has_body(status, head_only):
             self.transport.write(head)
         elif len(payload) > _LARGE_ANSWER:
             self.transport.write(head)
@@ -391,39 +342,6 @@ class Connection(asyncio.Protocol):
             return False
         self.transport.close()
         return True
-
-
-class _Resumed:
-    """Carries on a coroutine that began outside any task and now waits on ``waiting_on``."""
-
-    __slots__ = ("coroutine", "waiting_on")
-
-    def __init__(self, coroutine: Any, waiting_on: Any) -> None:
-        self.coroutine = coroutine
-        self.waiting_on = waiting_on
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        coroutine, value = self.coroutine, self.waiting_on
-        while True:
-            try:
-                sent = yield value  # the future goes up to the task, as if awaited there
-            except BaseException as exc:  # the task's cancellation: passed on
-                try:
-                    value = coroutine.throw(exc)
-                except StopIteration as stop:
-                    return stop.value
-                continue
-            try:
-                value = coroutine.send(sent)
-            except StopIteration as stop:
-                return stop.value
-
-
-async def _carry_on(coroutine: Any, waiting_on: Any) -> None:
-    try:
-        await _Resumed(coroutine, waiting_on)
-    except (ConnectionError, asyncio.CancelledError):
-        pass  # the client went away, a network fault dropped it, or the server stopped
 
 
 class HttpServer:
@@ -490,35 +408,3 @@ class HttpServer:
                         connection.transport.abort()
         if self._server is not None:
             await self._server.wait_closed()
-
-
-_status_lines: dict[tuple[str, int], str] = {}
-
-
-def _status_line(version: str, status: int) -> str:
-    line = _status_lines.get((version, status))
-    if line is None:
-        try:
-            phrase = HTTPStatus(status).phrase
-        except ValueError:
-            phrase = ""
-        line = _status_lines[(version, status)] = f"HTTP/{version} {status} {phrase}"
-    return line
-
-
-_date_second = -1
-_date_text = ""
-
-
-def _http_date() -> str:
-    """The ``Date`` header's value (RFC 9110 5.6.7), made once a second."""
-    global _date_second, _date_text
-    now = int(time.time())
-    if now != _date_second:
-        t = time.gmtime(now)
-        _date_text = (
-            f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon]} {t.tm_year} "
-            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
-        )
-        _date_second = now
-    return _date_text
