@@ -75,6 +75,8 @@ class WsgiBridge:
         }
 
     async def handle(self, request: Request) -> None:
+        """Answer ``request``. Runs inside the server's protocol callback until its first
+        wait (``sandbox.eager``): no ``asyncio.timeout()`` before an ``await`` that waits."""
         started = time.perf_counter()
         try:
             await self._handle(request, started)
@@ -127,13 +129,12 @@ class WsgiBridge:
 
     def _environ(self, request: Request, body: bytes, too_large: bool) -> dict[str, Any]:
         raw_path, _, query = request.raw_path.partition("?")
+        # PEP 3333: the path percent-decoded, its bytes carried as latin-1.
+        path = unquote_to_bytes(raw_path.encode("utf-8", "surrogateescape"))
         environ = {
             **self._base_environ,
             "REQUEST_METHOD": request.method,
-            # PEP 3333: the path percent-decoded, its bytes carried as latin-1.
-            "PATH_INFO": unquote_to_bytes(raw_path.encode("utf-8", "surrogateescape")).decode(
-                "latin-1"
-            ),
+            "PATH_INFO": path.decode("latin-1"),
             "QUERY_STRING": query,
             "SERVER_PROTOCOL": f"HTTP/{request.version}",
             "REMOTE_ADDR": request.remote,
