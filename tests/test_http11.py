@@ -45,8 +45,19 @@ class _Served:
         self.port = port
         self.writers: list[asyncio.StreamWriter] = []
 
-    async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+    async def connect(
+        self, receive_buffer: int = 0
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        sock = socket.socket()
+        if receive_buffer:  # set before connecting: it bounds the window the server sees
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        sock.setblocking(False)
+        try:
+            await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", self.port))
+        except OSError:
+            sock.close()
+            raise
+        reader, writer = await asyncio.open_connection(sock=sock)
         self.writers.append(writer)
         return reader, writer
 
@@ -337,7 +348,7 @@ def test_a_large_answer_is_flushed_before_the_next_request_is_handled():
         await _echo(request)
 
     async def test(served: _Served) -> None:
-        reader, writer = await served.connect()
+        reader, writer = await served.connect(receive_buffer=64 * 1024)
         writer.write(_get("/big") + _get("/big") + _get("/a"))
         await asyncio.sleep(0.3)
         assert started == ["/big"]  # the client reads nothing: the first answer waits
