@@ -141,6 +141,7 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
         self._queue.clear()
+        self._parser = self._request = None  # each refers back here: no cycle for the GC
         self.server.forget(self)
 
     def pause_writing(self) -> None:
