@@ -1,6 +1,7 @@
 """The proxy's floor: forwards every request to the upstream and its answer back, and
-does nothing else (no validation, journal, faults, access log). aiohttp's server, as the
-sandbox runs it, and the proxy's own upstream client (sandbox.proxy.upstream).
+does nothing else (no validation, journal, faults, access log). The sandbox's own HTTP
+server (sandbox.http11), as the proxy runs it (on uvloop), and the proxy's own upstream
+client (sandbox.proxy.upstream).
 
 Whatever `quimbi-sandbox proxy` does per exchange (both sides judged, journal, coverage,
 faults) is the gap between this and the proxy on the same load; what this one loses
@@ -12,14 +13,12 @@ against calling the upstream directly is the extra hop itself on this machine.
 from __future__ import annotations
 
 import asyncio
+import socket
 import sys
 
-from aiohttp import web
-
 from sandbox.config import Settings
-from sandbox.proxy.upstream import Upstream, end_to_end
-
-_RECOMPUTED = frozenset({"content-length"})
+from sandbox.http11 import HttpServer, Request
+from sandbox.proxy.upstream import Upstream
 
 
 class _Passed:
@@ -37,21 +36,19 @@ class _Passed:
 async def main(port: int, upstream_url: str) -> None:
     upstream = Upstream(Settings(upstream=upstream_url))
 
-    async def forward(request: web.BaseRequest) -> web.Response:
-        body = await request.read()
+    async def forward(request: Request) -> None:
         status, headers, payload = await upstream.relay(
-            request.method, request.raw_path, request.headers.items(), body, _Passed
+            request.method, request.raw_path, request.headers, request.body, _Passed
         )
-        response = web.Response(body=payload, status=status)
-        for name, value in end_to_end(headers, _RECOMPUTED):
-            response.headers.add(name, value)
-        return response
+        request.respond(status, headers, payload)
 
-    runner = web.ServerRunner(web.Server(forward, access_log=None, handler_cancellation=False))
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    sock = socket.create_server(("127.0.0.1", port), backlog=1024)
+    sock.setblocking(False)
+    await HttpServer(forward, max_body_bytes=64 * 1024 * 1024).start(sock)
     await asyncio.Event().wait()  # until SIGTERM
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]), sys.argv[2]))
+    import uvloop
+
+    uvloop.run(main(int(sys.argv[1]), sys.argv[2]))

@@ -169,7 +169,7 @@ def write_report(
         *[f"| {name} | {value} |" for name, value in versions.items()],
         "",
         "Servers: **sandbox** = `quimbi-sandbox serve` as the Docker image starts it (default",
-        "settings: one process, the app on aiohttp's event loop, in-memory store, the access",
+        "settings: one process, the app on the server's event loop, in-memory store, the access",
         "log on, written to a file as Prism's default log is) with",
         f"`--rate-limit {HIGH_LIMIT}`: everything on (auth, validation, rate-limit",
         "bookkeeping, faults, journal, personas, access log), the limit just too high to hit;",

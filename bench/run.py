@@ -224,7 +224,7 @@ def versions(prism_binary: Path, wrk_version: str, nginx_version: str) -> dict[s
         "quimbi-sandbox": dist("quimbi-sandbox"),
         "flask": dist("flask"),
         "werkzeug": dist("werkzeug"),
-        "aiohttp": dist("aiohttp"),
+        "httptools": dist("httptools"),
         "jsonschema-rs": dist("jsonschema-rs"),
         "node": tool_version(["node", "--version"]),
         "prism": tool_version([str(prism_binary), "--version"]),

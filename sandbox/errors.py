@@ -6,6 +6,7 @@ Flask handler that renders them lives in ``sandbox.app``.
 
     ApiError (500 INTERNAL_ERROR)
     ├── MalformedJson            400 MALFORMED_JSON
+    ├── MalformedRequest         400 MALFORMED_REQUEST     (not HTTP/1.1 the server can read)
     ├── InvalidSandboxHeader     400 INVALID_SANDBOX_HEADER (X-Sandbox-Response)
     ├── InvalidApiKey            401 INVALID_API_KEY
     ├── InvalidAdminToken        401 INVALID_ADMIN_TOKEN   (/_sandbox/* only)
@@ -53,6 +54,15 @@ class MalformedJson(ApiError):
     status = 400
     code = "MALFORMED_JSON"
     default_message = "Request body is not valid JSON."
+
+
+class MalformedRequest(ApiError):
+    """What the HTTP server refuses before any app sees it (``sandbox.http11``): bytes
+    that are not an HTTP/1.1 request, a head over its limits, ``CONNECT``."""
+
+    status = 400
+    code = "MALFORMED_REQUEST"
+    default_message = "The request is not valid HTTP/1.1."
 
 
 class InvalidSandboxHeader(ApiError):

@@ -2,7 +2,7 @@
 
 The app never sleeps and never touches a socket. It leaves :data:`DELAY_KEY` (seconds to
 hold the answer) and :data:`ENVIRON_KEY` (a network fault) in the WSGI environ. The
-sandbox's own server (``sandbox.server``, aiohttp) sets :data:`SERVER_CARRIES_OUT` and does
+sandbox's own server (``sandbox.server``) sets :data:`SERVER_CARRIES_OUT` and does
 both without blocking; for any other WSGI server (werkzeug's, which the contract kit and
 tests use, or gunicorn) the middleware below does them, blocking its thread.
 

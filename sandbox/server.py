@@ -1,5 +1,6 @@
-"""Serve the Flask app on aiohttp's HTTP server: one event loop per process, the app run
-inline on it. See ARCHITECTURE.md ("Why aiohttp") for the measurements behind the choice.
+"""Serve the Flask app on our own HTTP/1.1 server (``sandbox.http11``): one event loop per
+process, the app run inline on it. See ARCHITECTURE.md ("Why our own HTTP server") for the
+measurements behind the choice.
 
 The app never sleeps and never touches sockets itself: it leaves injected latency and
 network faults in the WSGI environ (``sandbox.netfaults``), and this module carries them
@@ -28,21 +29,15 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from aiohttp import web
-from aiohttp.web_request import BaseRequest
-
 from sandbox.accesslog import AccessLog
 from sandbox.config import Settings
 from sandbox.errors import InternalError, envelope
+from sandbox.http11 import HttpServer, Request
 from sandbox.netfaults import BODY_KEY, DELAY_KEY, ENVIRON_KEY, FORWARD_KEY, SERVER_CARRIES_OUT
 from sandbox.store.redis_journal import flush_all as flush_journals
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 GRACE_SECONDS = 5.0  # requests in flight get this long to finish on SIGTERM
-_BODY_CHUNK = 64 * 1024
-# Hop-by-hop or recomputed by aiohttp from the body it is given.
-_DROPPED_RESPONSE_HEADERS = frozenset({"content-length", "transfer-encoding", "connection"})
-_DROPPED_RESPONSE_HEADERS_HEAD = _DROPPED_RESPONSE_HEADERS - {"content-length"}
 
 # The body reaches the app whole and de-chunked, so its framing headers are not passed on.
 _NOT_PASSED_AS_HEADERS = frozenset({"CONTENT_TYPE", "CONTENT_LENGTH", "TRANSFER_ENCODING"})
@@ -51,7 +46,7 @@ log = logging.getLogger("sandbox.server")
 
 
 class WsgiBridge:
-    """Runs a WSGI app inline for each aiohttp request, then carries out what it deferred."""
+    """Runs a WSGI app inline for each request, then carries out what it deferred."""
 
     def __init__(
         self,
@@ -83,22 +78,27 @@ class WsgiBridge:
             SERVER_CARRIES_OUT: True,
         }
 
-    async def handle(self, request: BaseRequest) -> web.StreamResponse:
+    async def handle(self, request: Request) -> None:
+        """Answer ``request``. Runs inside the server's protocol callback until its first
+        wait (``sandbox.eager``): no ``asyncio.timeout()`` before an ``await`` that waits."""
         started = time.perf_counter()
         try:
-            return await self._handle(request, started)
-        except (asyncio.CancelledError, ConnectionError, asyncio.IncompleteReadError):
+            await self._handle(request, started)
+        except (asyncio.CancelledError, ConnectionError):
             raise  # the client went away (or a network fault dropped it): nothing to send
         except Exception:
             # The app answers its own errors; this is the bridge failing. Still the envelope.
-            log.exception("unhandled error serving %s %s", request.method, request.path)
+            path = request.raw_path.partition("?")[0]
+            log.exception("unhandled error serving %s %s", request.method, path)
+            if request.answered:
+                return  # the answer is out already: nothing more to say on this connection
             if self.access_log is not None:
-                seen = {"REQUEST_METHOD": request.method, "PATH_INFO": request.path}
+                seen = {"REQUEST_METHOD": request.method, "PATH_INFO": path}
                 self.access_log.request(seen, 500, time.perf_counter() - started)
             body = json.dumps(envelope(InternalError())).encode()
-            return web.Response(body=body, status=500, content_type="application/json")
+            request.respond(500, [("Content-Type", "application/json")], body)
 
-    async def _handle(self, request: BaseRequest, started: float) -> web.StreamResponse:
+    async def _handle(self, request: Request, started: float) -> None:
         body, too_large = await self._read_body(request)
         environ = self._environ(request, body, too_large)
         if self.ahead is not None:
@@ -110,7 +110,7 @@ class WsgiBridge:
         if exchange is not None:  # proxy mode: the answer is the upstream's
             local = headers  # what wraps the app (CORS) added to its stand-in answer
             status, headers, payload = await self.upstream.relay(
-                request.method, request.raw_path, request.headers.items(), body, exchange
+                request.method, request.raw_path, request.headers, body, exchange
             )
             headers = _with_local(headers, local)
         delay = environ.get(DELAY_KEY)
@@ -123,46 +123,29 @@ class WsgiBridge:
             finally:  # logged once the connection is gone: the line's time is the hold
                 if self.access_log is not None:
                     self.access_log.request(environ, None, time.perf_counter() - started)
-        response = web.Response(body=payload, status=status)
-        # A HEAD answer keeps the app's Content-Length: the size a GET would get.
-        dropped = (
-            _DROPPED_RESPONSE_HEADERS_HEAD
-            if request.method == "HEAD"
-            else _DROPPED_RESPONSE_HEADERS
-        )
-        for name, value in headers:
-            if name.lower() not in dropped:
-                response.headers.add(name, value)
-        if too_large:
-            response.force_close()  # the rest of the body was never read
+        # The connection closes after it when the rest of the body was never read.
+        request.respond(status, headers, payload, close=too_large)
         if self.access_log is not None:  # last: a failure above is logged as its 500
             self.access_log.request(environ, status, time.perf_counter() - started)
-        return response
 
-    async def _read_body(self, request: BaseRequest) -> tuple[bytes, bool]:
-        """The body, unless it is over the limit: then (b"", True) and nothing more is read."""
-        declared = request.content_length
-        if declared is not None and declared > self.max_body_bytes:
+    async def _read_body(self, request: Request) -> tuple[bytes, bool]:
+        """The body, unless it is over the limit: then (b"", True). The connection read it
+        whole before the request came here, or stopped reading at the limit."""
+        if request.too_large:
             return b"", True
-        chunks: list[bytes] = []
-        size = 0
-        while chunk := await request.content.readany():
-            size += len(chunk)
-            if size > self.max_body_bytes:  # chunked: no length was declared
-                return b"", True
-            chunks.append(chunk)
-        return b"".join(chunks), False
+        return request.body, False
 
-    def _environ(self, request: BaseRequest, body: bytes, too_large: bool) -> dict[str, Any]:
+    def _environ(self, request: Request, body: bytes, too_large: bool) -> dict[str, Any]:
         raw_path, _, query = request.raw_path.partition("?")
+        # PEP 3333: the path percent-decoded, its bytes carried as latin-1.
+        path = unquote_to_bytes(raw_path.encode("utf-8", "surrogateescape"))
         environ = {
             **self._base_environ,
             "REQUEST_METHOD": request.method,
-            # PEP 3333: the path percent-decoded, its bytes carried as latin-1.
-            "PATH_INFO": unquote_to_bytes(raw_path).decode("latin-1"),
+            "PATH_INFO": path.decode("latin-1"),
             "QUERY_STRING": query,
-            "SERVER_PROTOCOL": f"HTTP/{request.version.major}.{request.version.minor}",
-            "REMOTE_ADDR": request.remote or "",
+            "SERVER_PROTOCOL": f"HTTP/{request.version}",
+            "REMOTE_ADDR": request.remote,
             "wsgi.input": io.BytesIO(body),
             # Read once already: the app takes it from here rather than re-reading
             # wsgi.input through werkzeug's stream wrappers.
@@ -171,7 +154,7 @@ class WsgiBridge:
             # app answer 413 without reading.
             "CONTENT_LENGTH": str(self.max_body_bytes + 1 if too_large else len(body)),
         }
-        for name, value in request.headers.items():
+        for name, value in request.headers:
             key = name.upper().replace("-", "_")
             if key in _NOT_PASSED_AS_HEADERS:
                 if key == "CONTENT_TYPE":
@@ -199,7 +182,7 @@ class WsgiBridge:
         return int(status.split(" ", 1)[0]), headers, payload
 
     @staticmethod
-    async def _network_fault(request: BaseRequest, kind: str, seconds: float) -> None:
+    async def _network_fault(request: Request, kind: str, seconds: float) -> None:
         transport = request.transport
         if kind == "hang":
             await asyncio.sleep(seconds)
@@ -210,8 +193,8 @@ class WsgiBridge:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         if transport is not None:
             transport.abort()
-        # Nothing may be written now; aiohttp treats this as the client going away.
-        raise asyncio.CancelledError
+        # Nothing may be written now: the server treats this as the client going away.
+        raise ConnectionAbortedError("dropped by a network fault")
 
 
 def _with_local(
@@ -248,20 +231,18 @@ def _configure_logging(level: str) -> None:
     )
 
 
-async def _serve_on(bridge: WsgiBridge, make_site: Callable[[web.BaseRunner], web.BaseSite]):
+async def _serve_on(bridge: WsgiBridge, sock: socket.socket) -> None:
     """Serve until SIGTERM or SIGINT, then let requests in flight finish (up to the grace)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    server = web.Server(bridge.handle, access_log=None, handler_cancellation=False)
-    runner = web.ServerRunner(server, shutdown_timeout=GRACE_SECONDS)
-    await runner.setup()
-    await make_site(runner).start()
+    server = HttpServer(bridge.handle, bridge.max_body_bytes)
+    await server.start(sock)
     try:
         await stop.wait()
     finally:
-        await runner.cleanup()
+        await server.stop(GRACE_SECONDS)
         if bridge.close_app is not None:
             bridge.close_app()
         if bridge.upstream is not None:
@@ -307,7 +288,7 @@ def serve(app: WsgiApp, settings: Settings) -> None:
         upstream = Upstream(settings)
     bridge = WsgiBridge(app, settings, settings.workers > 1, access_log, upstream)
     if settings.workers == 1:
-        _run_loop(_serve_on(bridge, lambda runner: web.SockSite(runner, sock)), upstream)
+        _run_loop(_serve_on(bridge, sock), upstream)
         return
     _Supervisor(bridge, sock, settings.workers).run()
 
@@ -349,10 +330,7 @@ class _Supervisor:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         code = 0
         try:
-            _run_loop(
-                _serve_on(self.bridge, lambda runner: web.SockSite(runner, self.sock)),
-                self.bridge.upstream,
-            )
+            _run_loop(_serve_on(self.bridge, self.sock), self.bridge.upstream)
         except BaseException:
             log.exception("worker failed")
             code = 1

@@ -1,6 +1,6 @@
 """`quimbi-sandbox proxy`: forwarding, both sides judged, failures of the upstream, secrets.
 
-The proxy runs as its own process (the aiohttp server, which does the forwarding) in
+The proxy runs as its own process (the sandbox's server, which does the forwarding) in
 front of (a) a normal sandbox, (b) mutant sandboxes (tests/mutants.py), (c) a scripted
 upstream (a stdlib HTTP server in this process) that answers non-JSON, slowly, by
 resetting the connection, and echoes what reached it; and a port nobody listens on.
@@ -307,6 +307,12 @@ class _Scripted(BaseHTTPRequestHandler):
         if script == "untyped":
             self._send(200, b"ok", None)
             return
+        if script == "non-ascii":  # send_header writes latin-1: these are the bytes sent
+            self.send_response(200)
+            self.send_header("X-Latin", "caf\xe9")  # b"caf\xe9"
+            self.send_header("X-Utf8", "café".encode().decode("latin-1"))  # b"caf\xc3\xa9"
+            self._send_body(b"{}")
+            return
         if script == "gzip":
             body = gzip.compress(json.dumps({"archetype": "wrong"}).encode())
             headers = [("Content-Type", "application/json"), ("Content-Encoding", "gzip")]
@@ -330,6 +336,9 @@ class _Scripted(BaseHTTPRequestHandler):
         self.send_response(status)
         if content_type is not None:
             self.send_header("Content-Type", content_type)
+        self._send_body(body)
+
+    def _send_body(self, body: bytes) -> None:
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -404,6 +413,14 @@ def test_an_answer_without_a_content_type_is_judged_and_gains_the_default(script
         "path": "header:Content-Type",
         "message": "absent; documented: application/json",
     }.items() <= next(p for p in entry["problems"] if p["path"] == "header:Content-Type").items()
+
+
+def test_the_upstreams_header_bytes_come_back_as_they_were(scripted):
+    answer = _post(scripted[1].url, GOOD, **{"X-Script": "non-ascii"})
+    assert answer.status_code == 200
+    # requests reads header bytes as latin-1: equal strings are equal bytes.
+    assert answer.headers["X-Latin"] == "caf\xe9"
+    assert answer.headers["X-Utf8"] == "café".encode().decode("latin-1")
 
 
 def test_a_compressed_answer_goes_back_compressed_and_is_judged_decoded(scripted):

@@ -104,7 +104,7 @@ def test_requests_go_out_byte_for_byte_and_reuse_one_connection():
                     path="/api/a%20b?x=1&y=%C3%A9",
                     headers=[
                         ("X-API-Key", "qpk_test_sandbox"),
-                        ("X-Name", "café"),  # aiohttp's server decodes the bytes as UTF-8
+                        ("X-Name", "café"),  # the server decodes the bytes as UTF-8
                         ("Connection", "keep-alive, X-Hop"),
                         ("X-Hop", "hop"),
                         ("X-Sandbox-Fault", "none"),

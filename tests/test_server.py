@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import aiohttp
 import requests
-from aiohttp.test_utils import RawTestServer
 
 from sandbox.config import Settings
+from sandbox.http11 import HttpServer
 from sandbox.server import WsgiBridge
 from tests.conftest import DEFAULT_KEY, ServerProcess
 
@@ -93,20 +93,86 @@ def test_sigterm_lets_the_requests_in_flight_finish():
     assert outcome == {"status": 200}
 
 
+async def _bridged(app, raw_request: bytes) -> bytes:
+    """What ``app`` behind the bridge, on our server, answers ``raw_request`` (one answer,
+    then the connection closes)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(4)
+    sock.setblocking(False)
+    bridge = WsgiBridge(app, Settings())
+    server = HttpServer(bridge.handle, bridge.max_body_bytes)
+    await server.start(sock)
+    try:
+        reader, writer = await asyncio.open_connection(*sock.getsockname())
+        writer.write(raw_request)
+        answer = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        return answer
+    finally:
+        await server.stop(1.0)
+        sock.close()
+
+
+def _split(answer: bytes) -> tuple[bytes, bytes]:
+    status_and_headers, _, body = answer.partition(b"\r\n\r\n")
+    return status_and_headers, body
+
+
 def test_a_failing_bridge_still_answers_with_the_envelope():
     def broken_app(environ, start_response):
         return [b"never started"]  # start_response was never called
 
-    async def scenario() -> tuple[int, dict]:
-        bridge = WsgiBridge(broken_app, Settings())
-        async with RawTestServer(bridge.handle, host="127.0.0.1") as server:
-            async with aiohttp.ClientSession() as session:
-                async with session.get(server.make_url("/anything")) as response:
-                    return response.status, await response.json()
+    head, body = _split(
+        asyncio.run(_bridged(broken_app, b"GET /anything HTTP/1.1\r\nConnection: close\r\n\r\n"))
+    )
+    assert head.startswith(b"HTTP/1.1 500 ")
+    assert b"\r\nContent-Type: application/json" in head
+    assert json.loads(body) == {
+        "error": {"code": "INTERNAL_ERROR", "message": "An internal error occurred."}
+    }
 
-    status, body = asyncio.run(scenario())
-    assert status == 500
-    assert body == {"error": {"code": "INTERNAL_ERROR", "message": "An internal error occurred."}}
+
+def test_a_header_with_a_line_break_is_never_sent():
+    """A header value can't split the answer (response splitting): the envelope instead."""
+
+    def splitting_app(environ, start_response):
+        start_response("200 OK", [("X-Echo", "a\r\nSet-Cookie: stolen=1")])
+        return [b"{}"]
+
+    head, body = _split(
+        asyncio.run(_bridged(splitting_app, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n"))
+    )
+    assert head.startswith(b"HTTP/1.1 500 ") and b"stolen" not in head
+    assert json.loads(body)["error"]["code"] == "INTERNAL_ERROR"
+
+
+def test_the_app_gets_the_request_as_pep_3333_says():
+    seen = {}
+
+    def recording_app(environ, start_response):
+        seen.update(environ)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    asyncio.run(
+        _bridged(
+            recording_app,
+            b"POST /a%20b/caf%C3%A9?x=1&y=%20 HTTP/1.1\r\nContent-Type: text/plain\r\n"
+            b"X-Twice: 1\r\nX-Twice: 2\r\nX-Name: caf\xc3\xa9\r\nConnection: close\r\n"
+            b"Content-Length: 4\r\n\r\nbody",
+        )
+    )
+    assert seen["REQUEST_METHOD"] == "POST"
+    assert seen["PATH_INFO"] == "/a b/caf\xc3\xa9"  # the UTF-8 bytes, as latin-1
+    assert seen["QUERY_STRING"] == "x=1&y=%20"
+    assert seen["SERVER_PROTOCOL"] == "HTTP/1.1"
+    assert seen["REMOTE_ADDR"] == "127.0.0.1"
+    assert seen["CONTENT_TYPE"] == "text/plain" and seen["CONTENT_LENGTH"] == "4"
+    assert seen["HTTP_X_TWICE"] == "1, 2"
+    assert seen["HTTP_X_NAME"] == "café"  # decoded as UTF-8, which the proxy re-encodes
+    assert "HTTP_CONTENT_LENGTH" not in seen and "HTTP_CONTENT_TYPE" not in seen
+    assert seen["wsgi.input"].read() == b"body" and seen["sandbox.body"] == b"body"
 
 
 def test_head_answers_carry_the_length_a_get_would_get():
