@@ -58,6 +58,7 @@ class WsgiBridge:
     ) -> None:
         """``upstream``: proxy mode's ``sandbox.proxy.upstream.Upstream``."""
         self.app = app
+        self.multiprocess = multiprocess  # the listening socket is shared with other workers
         # Awaited before the app runs (sandbox.api.fastpath.FastPath.ahead): the store
         # call a Redis-backed request would otherwise make inline, blocking the loop.
         self.ahead: Callable[[dict[str, Any]], Any] | None = getattr(app, "sandbox_ahead", None)
@@ -238,7 +239,7 @@ async def _serve_on(bridge: WsgiBridge, sock: socket.socket) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     server = HttpServer(bridge.handle, bridge.max_body_bytes)
-    await server.start(sock)
+    await server.start(sock, shared=bridge.multiprocess)
     try:
         await stop.wait()
     finally:

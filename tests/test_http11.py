@@ -393,3 +393,38 @@ def test_stopping_aborts_what_outlasts_the_grace():
         assert await _closed(reader)
 
     _run(test, handler)
+
+
+@pytest.mark.parametrize(("shared", "taken"), [(True, 1), (False, 3)])
+def test_a_socket_shared_by_workers_gives_one_connection_per_wakeup(shared, taken):
+    """Every worker is woken for a new connection; taking one each, they take turns
+    instead of the first awake taking a whole burst (wrk's 8 connections)."""
+
+    async def scenario() -> None:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        sock.setblocking(False)
+        server = HttpServer(_echo, 1000)
+        await server.start(sock, shared=shared)
+        asyncio.get_running_loop().remove_reader(sock.fileno())  # wakeups by hand below
+        clients = [socket.create_connection(sock.getsockname()) for _ in range(3)]
+        try:
+            server._accept()  # one wakeup, three connections waiting
+            await asyncio.sleep(0.05)
+            assert len(server.connections) == taken
+            left = 0
+            while True:
+                try:
+                    sock.accept()[0].close()
+                    left += 1
+                except BlockingIOError:
+                    break
+            assert left == 3 - taken  # still waiting, for the other workers
+        finally:
+            for client in clients:
+                client.close()
+            await server.stop(1.0)
+            sock.close()
+
+    asyncio.run(scenario())
