@@ -197,7 +197,9 @@ class Exchange:
             call.response_problems = judge.judge(
                 call.operation_id, status, headers, body, head=self.req.method == "HEAD"
             )
-        response = Response(body, status=status)
+        # A content type given (the one the headers below replace): without one, werkzeug
+        # asks the empty headers for theirs, and a miss there raises an HTTP exception.
+        response = Response(body, status=status, content_type="application/octet-stream")
         response.headers = Headers(headers)
         if self.fault is not None:
             response = faulting.malformed(response, call, self.fault)
