@@ -134,6 +134,10 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# One decoder for every body: json.loads with an option builds a new one per call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def raw_body(req: Request) -> bytes:
     """The request body: as the sandbox's server already read it, or through werkzeug
     (which enforces --max-body-bytes) under any other server."""
@@ -155,7 +159,7 @@ def _parse(req: Request) -> Any:
     if not raw.strip():
         raise MalformedJson("Request body is empty; expected a JSON object.")
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        return _DECODER.decode(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise MalformedJson(
             "Request body is not valid JSON.", details={"reason": str(exc)[:200]}

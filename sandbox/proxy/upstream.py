@@ -274,7 +274,9 @@ class Upstream:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
         connection = await self._connection(deadline)
-        timer = loop.call_at(deadline, connection._finish, _timed_out(self.timeout))
+        # The failure made only if the timer fires: an exception object per exchange
+        # showed in the proxy's profile.
+        timer = loop.call_at(deadline, _time_out, connection, self.timeout)
         try:
             answer = await connection.send(data, head)
         except BaseException:
@@ -365,6 +367,10 @@ def _raw(text: str) -> bytes:
         return text.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:  # a surrogate no decoding made: kept, never a failure
         return text.encode("utf-8", "surrogatepass")
+
+
+def _time_out(connection: _Connection, seconds: float) -> None:
+    connection._finish(_timed_out(seconds))
 
 
 def _timed_out(seconds: float) -> UpstreamFailed:
