@@ -100,7 +100,9 @@ class Ahead:
     """A request counted before the app ran (:meth:`RateLimiter.admit_ahead`)."""
 
     now: float  # the rate-limit clock when it was counted
-    reply: Any  # the store's reply to that count (``Counters.incr_many``'s ``ahead``)
+    # The store's reply to that count (``Counters.incr_many``'s ``ahead``), or while it
+    # is on its way (admit_ahead's), the future of it.
+    reply: Any
 
 
 @functools.lru_cache(maxsize=1024)  # a handful of keys, each asked on every request
@@ -144,16 +146,16 @@ class RateLimiter:
             return []
         return [(w[0], 1, w[1] + 1) for w in self._windows(api_key, now)]
 
-    async def admit_ahead(self, api_key: str, tenant: str) -> Ahead | None:
-        """:meth:`admit`'s store round trip, made now on the event loop by a store that
-        can (Redis): pass the result to :meth:`admit`, which then makes none. None: the
-        store can't, or gave no reply; :meth:`admit` makes the call itself."""
-        counters = self._counters
-        send = getattr(counters, "incr_many_ahead", None)
+    def admit_ahead(self, api_key: str, tenant: str) -> Ahead | None:
+        """:meth:`admit`'s store round trip, sent now on the event loop by a store that
+        can (Redis): an Ahead whose ``reply`` is the future of the store's reply; once
+        that is in, an Ahead holding it goes to :meth:`admit`, which then sends nothing.
+        None: the store can't; :meth:`admit` makes the call itself."""
+        send = getattr(self._counters, "incr_many_ahead", None)
         if send is None:
             return None
         now = self._now()
-        reply = await send(self._counted(api_key, now), tenant)
+        reply = send(self._counted(api_key, now), tenant)
         return None if reply is None else Ahead(now, reply)
 
     def admit(self, api_key: str, tenant: str | None = None, ahead: Ahead | None = None) -> Quota:

@@ -35,9 +35,19 @@ from sandbox.api.pipeline import (
     unexpected_error,
 )
 from sandbox.errors import ApiError
+from sandbox.ratelimit import Ahead
 
 _TAIL = re.compile(r"^(?P<prefix>.*/)<(?:(?P<converter>string|path):)?(?P<name>\w+)>$")
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+async def _counted(environ: dict[str, Any], counting: Ahead) -> None:
+    try:
+        reply = await counting.reply
+    except (TimeoutError, ConnectionError):
+        return  # the store's outage now (sandbox.store.redis_ahead): the 503 follows
+    if not isinstance(reply, Exception):  # an error reply: the app's own call meets it
+        environ[AHEAD_KEY] = Ahead(counting.now, reply)
 
 
 class FastPath:
@@ -102,12 +112,8 @@ class FastPath:
             return None
         if api_key.rate_limited:  # refused without counting
             return None
-        return self._count_ahead(environ, api_key.key, api_key.tenant)
-
-    async def _count_ahead(self, environ: dict[str, Any], key: str, tenant: str) -> None:
-        counted = await self.sandbox.limiter.admit_ahead(key, tenant)
-        if counted is not None:
-            environ[AHEAD_KEY] = counted
+        counting = self.sandbox.limiter.admit_ahead(api_key.key, api_key.tenant)
+        return None if counting is None else _counted(environ, counting)
 
     def close(self) -> None:
         """The server is done: the store's loop-side connection goes."""

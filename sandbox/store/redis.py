@@ -110,6 +110,7 @@ class RedisStore:
                 unix=kind == "UnixDomainSocketConnection",
                 timeout=pool.connection_kwargs.get("socket_timeout") or SOCKET_TIMEOUT_SECONDS,
                 on_failure=self._ahead_failed,
+                scripts=[lua.ADMIT],
             )
             if AheadClient.supports(kind)
             else None
@@ -328,15 +329,15 @@ class RedisStore:
             self._local.view = _View(tenant, read)
         return [int(v) for v in values]
 
-    async def incr_many_ahead(
-        self, items: Sequence[tuple[str, int, float | None]], tenant: str
-    ) -> Any:
-        """:meth:`incr_many`'s round trip made on the event loop (``sandbox.store.
-        redis_ahead``): its reply, for ``incr_many(items, tenant, ahead=reply)``, or None
-        when Redis gave none (or is known to be down): then that call makes it inline."""
+    def incr_many_ahead(self, items: Sequence[tuple[str, int, float | None]], tenant: str) -> Any:
+        """:meth:`incr_many`'s round trip sent now, on the event loop
+        (``sandbox.store.redis_ahead``): the future of its reply, for
+        ``incr_many(items, tenant, ahead=reply)`` (a reply that is an exception, or a
+        future that fails, is no reply), or None when it can't be sent (no connection
+        yet, or Redis known to be down): then that call makes it inline."""
         if self._ahead is None or self.outage.down_since is not None:
             return None
-        return await self._ahead.evalsha(self._admit, *self._admit_call(items, tenant))
+        return self._ahead.send(self._admit.sha, *self._admit_call(items, tenant))
 
     def _ahead_failed(self, exc: BaseException) -> None:
         self._wire.drop_idle()  # as the guard does: likely all gone with the one that failed
