@@ -140,11 +140,11 @@ class RateLimiter:
             windows.append((f"ratelimit:{ident}:{name}:{start}", length, limit, end))
         return windows
 
-    def _counted(self, api_key: str, now: float) -> list[tuple[str, int, float | None]]:
-        """What admitting the key at ``now`` adds to the counters."""
-        if self.limits is None:
-            return []
-        return [(w[0], 1, w[1] + 1) for w in self._windows(api_key, now)]
+    @staticmethod
+    def _counted(windows: list[tuple[str, int, int, int]]) -> list[tuple[str, int, float | None]]:
+        """What admitting a request adds to the counters of its ``windows``: one each,
+        kept a second past the window."""
+        return [(counter, 1, length + 1) for counter, length, _, _ in windows]
 
     def admit_ahead(self, api_key: str, tenant: str) -> Ahead | None:
         """:meth:`admit`'s store round trip, sent now on the event loop by a store that
@@ -155,7 +155,8 @@ class RateLimiter:
         if send is None:
             return None
         now = self._now()
-        reply = send(self._counted(api_key, now), tenant)
+        counted = self._counted(self._windows(api_key, now)) if self.limits is not None else []
+        reply = send(counted, tenant)
         return None if reply is None else Ahead(now, reply)
 
     def admit(self, api_key: str, tenant: str | None = None, ahead: Ahead | None = None) -> Quota:
@@ -173,8 +174,7 @@ class RateLimiter:
             full = DEFAULT_LIMITS.per_minute
             return Quota(True, full, full, end)
         windows = self._windows(api_key, now)
-        counted = [(w[0], 1, w[1] + 1) for w in windows]  # as _counted: the same items
-        counts = self._counters.incr_many(counted, tenant, ahead=reply)
+        counts = self._counters.incr_many(self._counted(windows), tenant, ahead=reply)
         windows = [(w[0], count, w[2], w[3]) for w, count in zip(windows, counts, strict=True)]
         refusing = [w for w in windows if w[1] > w[2]]
         if refusing:
