@@ -290,3 +290,68 @@ def test_the_judge_remembers_a_body_s_verdict_but_not_its_headers():
     # The same bytes framed otherwise are judged afresh.
     other = judge.judge("analyzeCustomer", 200, [("Content-Type", "text/plain")], drifted)
     assert other[-1]["path"] == "header:Content-Type"
+
+
+def _outside_any_task(monkeypatch) -> Callable[[Awaitable[object]], asyncio.Future[object]]:
+    """Runs a relay as the server runs a request: started from a protocol callback, outside
+    any task, until its first wait (sandbox.eager). And asyncio's timeouts made as strict as
+    Python 3.12's, where they need a task: the proxy's first connection failed there."""
+    from sandbox.eager import run_eagerly
+
+    real_wait_for = asyncio.wait_for
+
+    def strict_wait_for(awaitable, timeout):
+        if asyncio.current_task() is None:
+            raise RuntimeError("Timeout should be used inside a task")
+        return real_wait_for(awaitable, timeout)
+
+    monkeypatch.setattr(asyncio, "wait_for", strict_wait_for)
+
+    def start(relay: Awaitable[object]) -> asyncio.Future[object]:
+        loop = asyncio.get_running_loop()
+        result = loop.create_future()
+
+        async def run() -> None:
+            try:
+                result.set_result(await relay)
+            except Exception as exc:  # surfaced to the test, not swallowed by the runner
+                result.set_exception(exc)
+
+        def begin() -> None:
+            assert asyncio.current_task() is None
+            run_eagerly(run(), lambda: None)
+
+        loop.call_soon(begin)
+        return result
+
+    return start
+
+
+def test_a_request_outside_any_task_connects_waits_for_a_place_and_times_out(monkeypatch):
+    monkeypatch.setattr(upstream_module, "_POOL_SIZE", 1)
+
+    async def slow(reader, writer, request):
+        await asyncio.sleep(0.1)
+        writer.write(OK)
+        return True
+
+    async def test():
+        start = _outside_any_task(monkeypatch)
+        async with _Scripted(slow) as server:
+            upstream = _upstream(server.port, timeout=1.0)
+            first, second = start(_relay(upstream)), start(_relay(upstream))
+            assert (await first)[:2] == ("answer", 200)  # connected outside any task
+            assert (await second)[:2] == ("answer", 200)  # waited for the one place
+            assert server.accepted == 1
+            await upstream.close()
+            hurried = _upstream(server.port, timeout=0.15)
+            waits = [start(_relay(hurried)) for _ in range(3)]
+            results = [await w for w in waits]
+            assert results[0][:2] == ("answer", 200)
+            # The third waits for the place past its deadline: timed out, not crashed.
+            assert ("failed", "timeout", "no complete answer within 0.15 s") in results[1:]
+            await asyncio.sleep(0.2)
+            assert hurried._open <= 1 and not hurried._waiting
+            await hurried.close()
+
+    _run(test)

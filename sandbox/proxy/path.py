@@ -23,7 +23,7 @@ body verdict, then the shared ``pipeline.answer``; the journal says why (``fallb
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from werkzeug import Request, Response
@@ -197,11 +197,12 @@ class Exchange:
             call.response_problems = judge.judge(
                 call.operation_id, status, headers, body, head=self.req.method == "HEAD"
             )
-        # A content type given (the one the headers below replace): without one, werkzeug
-        # asks the empty headers for theirs, and a miss there raises an HTTP exception.
-        response = Response(body, status=status, content_type="application/octet-stream")
-        response.headers = Headers(headers)
+        response: Response | Relayed = Relayed(status, headers, body)
         if self.fault is not None:
+            # A content type given (the one the headers below replace): without one,
+            # werkzeug asks the empty headers for theirs, and a miss there raises.
+            response = Response(body, status=status, content_type="application/octet-stream")
+            response.headers = Headers(headers)
             response = faulting.malformed(response, call, self.fault)
         return _sent(_finished(self.path.sandbox, self.req, call, response, self.path.recorder))
 
@@ -243,7 +244,59 @@ class Exchange:
         return _sent(_finished(sandbox, req, call, response, self.path.recorder))
 
 
-def _sent(response: Response) -> tuple[int, list[tuple[str, str]], bytes]:
+class Relayed:
+    """The upstream's answer on its way back, as ``pipeline.finish`` and the recording
+    read it: its status, its headers (:class:`RelayedHeaders`) and its body. Not a
+    werkzeug Response: building one and setting headers through its checks was a third
+    of the proxy's own work per exchange (bench/proxy.py), for an answer that goes out
+    as it came."""
+
+    __slots__ = ("status_code", "headers", "body")
+
+    def __init__(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.status_code = status
+        self.headers = RelayedHeaders(headers)
+        self.body = body
+
+    def get_data(self) -> bytes:
+        return self.body
+
+
+class RelayedHeaders:
+    """The upstream's header pairs, in order, with the three things the pipeline does to
+    headers: ``extend``, set one (replacing any of that name, any case), ``get`` one."""
+
+    __slots__ = ("pairs", "_names")
+
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        self.pairs = pairs
+        self._names: set[str] | None = None  # lower-case, made on the first set
+
+    def extend(self, pairs: Iterable[tuple[str, str]]) -> None:
+        pairs = list(pairs)
+        self.pairs.extend(pairs)
+        if self._names is not None:
+            self._names.update(name.lower() for name, _ in pairs)
+
+    def __setitem__(self, name: str, value: str) -> None:
+        low = name.lower()
+        names = self._names
+        if names is None:
+            names = self._names = {n.lower() for n, _ in self.pairs}
+        if low in names:
+            self.pairs = [(n, v) for n, v in self.pairs if n.lower() != low]
+        self.pairs.append((name, value))
+        names.add(low)
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        low = name.lower()
+        return next((v for n, v in self.pairs if n.lower() == low), default)
+
+    def to_wsgi_list(self) -> list[tuple[str, str]]:
+        return self.pairs
+
+
+def _sent(response: Response | Relayed) -> tuple[int, list[tuple[str, str]], bytes]:
     return response.status_code, response.headers.to_wsgi_list(), response.get_data()
 
 
@@ -255,8 +308,8 @@ def _known(sandbox: Any, presented: str | None) -> ApiKey | None:
 
 
 def _finished(
-    sandbox: Any, req: Request, call: Call, response: Response, recorder: Recorder | None
-) -> Response:
+    sandbox: Any, req: Request, call: Call, response: Any, recorder: Recorder | None
+) -> Any:
     finish(sandbox, req, call, response)
     response.headers[SOURCE_HEADER] = call.source or "sandbox"
     environ = req.environ

@@ -55,8 +55,11 @@ _NO_BODY_SENT = ("GET", "HEAD", "DELETE")
 def end_to_end(pairs: Iterable[tuple[str, str]], extra: frozenset[str] = HOP_BY_HOP):
     """The pairs without hop-by-hop headers (``extra``) and those ``Connection`` names."""
     pairs = list(pairs)
-    named = _connection_names(pairs)
-    return [(n, v) for n, v in pairs if (low := n.lower()) not in extra and low not in named]
+    lows = [name.lower() for name, _ in pairs]
+    named = _connection_names(pairs) if "connection" in lows else ()
+    return [
+        pair for pair, low in zip(pairs, lows, strict=True) if low not in extra and low not in named
+    ]
 
 
 def _connection_names(pairs: list[tuple[str, str]]) -> set[str]:
@@ -79,11 +82,14 @@ class UpstreamFailed(Exception):
 
 
 class _Answer:
-    """What one answer's parse collects (through the connection's parser callbacks)."""
+    """One answer being read: httptools' callbacks for it land here, one call each."""
 
-    __slots__ = ("head", "status", "headers", "chunks", "size", "done", "keep", "too_large")
+    __slots__ = (
+        "parser", "head", "status", "headers", "chunks", "size", "done", "keep", "too_large"
+    )  # fmt: skip
 
     def __init__(self, head: bool) -> None:
+        self.parser = httptools.HttpResponseParser(self)
         self.head = head  # a HEAD answer ends with its headers, whatever they announce
         self.status = 0
         self.headers: list[tuple[str, str]] = []
@@ -96,12 +102,26 @@ class _Answer:
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name.decode("latin-1"), value.decode("latin-1")))
 
+    def on_headers_complete(self) -> None:
+        self.status = status = self.parser.get_status_code()
+        if 100 <= status < 200:  # an interim answer: the final one follows
+            self.headers = []
+            return
+        if self.head:
+            self.done = True
+        # Asked now: llhttp forgets it once the message is complete.
+        self.keep = self.parser.should_keep_alive()
+
     def on_body(self, chunk: bytes) -> None:
         self.size += len(chunk)
         if self.size > MAX_ANSWER_BYTES:
             self.too_large = True
             raise OverflowError  # stops the parser; data_received says why
         self.chunks.append(chunk)
+
+    def on_message_complete(self) -> None:
+        if self.status >= 200:
+            self.done = True
 
 
 class _Connection(asyncio.Protocol):
@@ -113,7 +133,6 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.counted_out = False  # its place in the pool given back
         self._answer: _Answer | None = None
-        self._parser: Any = None
         self._waiter: asyncio.Future[_Answer] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -121,35 +140,10 @@ class _Connection(asyncio.Protocol):
 
     def send(self, data: bytes, head: bool) -> asyncio.Future[_Answer]:
         self._answer = _Answer(head)
-        self._parser = httptools.HttpResponseParser(self)
         self._waiter = asyncio.get_running_loop().create_future()
         assert self.transport is not None
         self.transport.write(data)
         return self._waiter
-
-    # httptools' callbacks land here and go to the answer being read.
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._answer.on_header(name, value)  # type: ignore[union-attr]
-
-    def on_headers_complete(self) -> None:
-        answer = self._answer
-        assert answer is not None
-        answer.status = self._parser.get_status_code()
-        if 100 <= answer.status < 200:  # an interim answer: the final one follows
-            answer.headers = []
-            return
-        if answer.head:
-            answer.done = True
-        # Asked now: llhttp forgets it once the message is complete.
-        answer.keep = self._parser.should_keep_alive()
-
-    def on_body(self, chunk: bytes) -> None:
-        self._answer.on_body(chunk)  # type: ignore[union-attr]
-
-    def on_message_complete(self) -> None:
-        answer = self._answer
-        if answer is not None and answer.status >= 200:
-            answer.done = True
 
     def data_received(self, data: bytes) -> None:
         answer, waiter = self._answer, self._waiter
@@ -157,7 +151,7 @@ class _Connection(asyncio.Protocol):
             self._drop()  # bytes nobody asked for: the connection cannot be trusted
             return
         try:
-            self._parser.feed_data(data)
+            answer.parser.feed_data(data)
         except httptools.HttpParserError as exc:
             if answer.too_large:
                 reason = f"the answer is over {MAX_ANSWER_BYTES} bytes"
@@ -197,7 +191,9 @@ class _Connection(asyncio.Protocol):
         else:
             self._drop()
             waiter.set_exception(failure)
-        self._answer = self._parser = self._waiter = None
+        if self._answer is not None:
+            self._answer.parser = None  # it refers back to the answer: no cycle left behind
+        self._answer = self._waiter = None
 
     def _drop(self) -> None:
         self.closed = True
@@ -225,11 +221,11 @@ class Upstream:
 
     def outgoing(self, headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
         pairs = list(headers)
-        named = _connection_names(pairs)
+        lows = [name.lower() for name, _ in pairs]
+        named = _connection_names(pairs) if "connection" in lows else ()
         swap = self.api_key is not None
         sent = []
-        for name, value in pairs:
-            low = name.lower()
+        for (name, value), low in zip(pairs, lows, strict=True):
             if (
                 low in _NOT_SENT
                 or low in named
@@ -300,7 +296,7 @@ class Upstream:
             waiter = loop.create_future()
             self._waiting.append(waiter)
             try:
-                await asyncio.wait_for(waiter, max(deadline - loop.time(), 0))
+                await _within(waiter, deadline)
             except TimeoutError:
                 raise _timed_out(self.timeout) from None
             while self._idle:
@@ -309,12 +305,12 @@ class Upstream:
                     return connection
         self._open += 1
         try:
-            _, connection = await asyncio.wait_for(
+            connecting = loop.create_task(
                 loop.create_connection(
                     lambda: _Connection(self), self._host, self._port, ssl=self._ssl
-                ),
-                max(deadline - loop.time(), 0),
+                )
             )
+            _, connection = await _within(connecting, deadline)
         except TimeoutError:
             self._open -= 1
             self._wake()
@@ -325,6 +321,10 @@ class Upstream:
             raise UpstreamFailed(
                 "unreachable", f"cannot connect to {self._host}:{self._port}: {exc}"
             ) from None
+        except BaseException:  # cancelled (the server stopping): its place is free again
+            self._open -= 1
+            self._wake()
+            raise
         sock = connection.transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -367,6 +367,29 @@ def _raw(text: str) -> bytes:
         return text.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:  # a surrogate no decoding made: kept, never a failure
         return text.encode("utf-8", "surrogatepass")
+
+
+async def _within(future: asyncio.Future[Any], deadline: float) -> Any:
+    """``future``'s result, or TimeoutError (and ``future`` cancelled) at the loop time
+    ``deadline``. Not ``asyncio.wait_for``: from Python 3.12 it needs a task, and a
+    request runs outside one until its first wait (``sandbox.eager``), which is where a
+    proxy's first connection is made."""
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        future.cancel()
+
+    timer = asyncio.get_running_loop().call_at(deadline, expire)
+    try:
+        return await future
+    except asyncio.CancelledError:
+        if expired:
+            raise TimeoutError from None
+        raise
+    finally:
+        timer.cancel()
 
 
 def _time_out(connection: _Connection, seconds: float) -> None:
