@@ -138,12 +138,16 @@ class WsgiBridge:
 
     def _environ(self, request: Request, body: bytes, too_large: bool) -> dict[str, Any]:
         raw_path, _, query = request.raw_path.partition("?")
-        # PEP 3333: the path percent-decoded, its bytes carried as latin-1.
-        path = unquote_to_bytes(raw_path.encode("utf-8", "surrogateescape"))
+        # PEP 3333: the path percent-decoded, its bytes carried as latin-1 (which an
+        # ASCII path without an escape already is).
+        if "%" in raw_path or not raw_path.isascii():
+            raw_path = unquote_to_bytes(raw_path.encode("utf-8", "surrogateescape")).decode(
+                "latin-1"
+            )
         environ = {
             **self._base_environ,
             "REQUEST_METHOD": request.method,
-            "PATH_INFO": path.decode("latin-1"),
+            "PATH_INFO": raw_path,
             "QUERY_STRING": query,
             "SERVER_PROTOCOL": f"HTTP/{request.version}",
             "REMOTE_ADDR": request.remote,

@@ -292,6 +292,33 @@ def test_the_judge_remembers_a_body_s_verdict_but_not_its_headers():
     assert other[-1]["path"] == "header:Content-Type"
 
 
+@pytest.mark.parametrize(
+    ("limit", "remaining", "problem"),
+    [
+        ("100", " 0 ", None),
+        ("100", "-1", "header:X-RateLimit-Remaining: '-1': -1 is less than the minimum of 0"),
+        ("0", "5", "header:X-RateLimit-Limit: '0': 0 is less than the minimum of 1"),
+        ("100", "1_000", "header:X-RateLimit-Remaining: '1_000' is not an integer"),
+        ("+5", "5", "header:X-RateLimit-Limit: '+5' is not an integer"),
+        ("100", "٣", "header:X-RateLimit-Remaining: '٣' is not an integer"),
+        ("100", "", "header:X-RateLimit-Remaining: '' is not an integer"),
+        ("100", "2.5", "header:X-RateLimit-Remaining: '2.5' is not an integer"),
+    ],
+)
+def test_documented_integer_headers_are_judged_as_http_integers(limit, remaining, problem):
+    judge = ResponseJudge(load_contract())
+    headers = [
+        ("X-RateLimit-Limit", limit),
+        ("X-RateLimit-Remaining", remaining),
+        ("X-RateLimit-Reset", "1796207460"),
+    ]
+    found = [
+        f"{p['path']}: {p['message']}"
+        for p in judge.judge("analyzeCustomer", 200, headers, b"", head=True)
+    ]
+    assert found == ([] if problem is None else [problem])
+
+
 def _outside_any_task(monkeypatch) -> Callable[[Awaitable[object]], asyncio.Future[object]]:
     """Runs a relay as the server runs a request: started from a protocol callback, outside
     any task, until its first wait (sandbox.eager). And asyncio's timeouts made as strict as

@@ -213,7 +213,7 @@ class Upstream:
         default_port = 443 if parts.scheme == "https" else 80
         self._port = parts.port or default_port
         self._ssl = ssl.create_default_context() if parts.scheme == "https" else None
-        self._host_header = parts.netloc.rpartition("@")[2].encode("latin-1")
+        self._host_line = "Host: " + parts.netloc.rpartition("@")[2]
         self._prefix = parts.path.rstrip("/")
         self._idle: deque[_Connection] = deque()
         self._open = 0
@@ -241,13 +241,12 @@ class Upstream:
     def _request_bytes(
         self, method: str, raw_path: str, headers: Iterable[tuple[str, str]], body: bytes
     ) -> bytes:
-        lines = [_raw(f"{method} {self._prefix}{raw_path} HTTP/1.1"), b"Host: " + self._host_header]
-        for name, value in self.outgoing(headers):
-            lines.append(_raw(f"{name}: {value}"))
+        lines = [f"{method} {self._prefix}{raw_path} HTTP/1.1", self._host_line]
+        lines += [f"{name}: {value}" for name, value in self.outgoing(headers)]
         if body or method not in _NO_BODY_SENT:
-            lines.append(b"Content-Length: %d" % len(body))
-        lines.append(b"\r\n")
-        return b"\r\n".join(lines) + body
+            lines.append(f"Content-Length: {len(body)}")
+        lines.append("\r\n")
+        return _raw("\r\n".join(lines)) + body
 
     async def relay(
         self,
