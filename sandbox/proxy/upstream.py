@@ -259,37 +259,38 @@ class Upstream:
         """The finished answer: the upstream's (``exchange.complete``), or the 503 saying
         how it failed (``exchange.fail``)."""
         data = self._request_bytes(method, raw_path, headers, body)
-        try:
-            answer = await self._exchange(data, method == "HEAD")
-        except UpstreamFailed as exc:
-            return exchange.fail(self.name, exc.failure, exc.reason)
-        return exchange.complete(answer.status, end_to_end(answer.headers), b"".join(answer.chunks))
-
-    async def _exchange(self, data: bytes, head: bool) -> _Answer:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
-        connection = await self._connection(deadline)
-        # The failure made only if the timer fires: an exception object per exchange
-        # showed in the proxy's profile.
-        timer = loop.call_at(deadline, _time_out, connection, self.timeout)
         try:
-            answer = await connection.send(data, head)
-        except BaseException:
-            connection._drop()  # a half-read answer: the connection is of no further use
-            self.release(connection)
-            raise
-        finally:
-            timer.cancel()
+            # In one coroutine, not one per step: every step's frame is resumed again
+            # when the answer comes, and this runs once per exchange.
+            connection = self._idle_connection() or await self._connection(deadline)
+            # The failure made only if the timer fires: an exception object per exchange
+            # showed in the proxy's profile.
+            timer = loop.call_at(deadline, _time_out, connection, self.timeout)
+            try:
+                answer = await connection.send(data, method == "HEAD")
+            except BaseException:
+                connection._drop()  # a half-read answer: the connection is of no more use
+                self.release(connection)
+                raise
+            finally:
+                timer.cancel()
+        except UpstreamFailed as exc:
+            return exchange.fail(self.name, exc.failure, exc.reason)
         if not answer.keep:
             connection._drop()
         self.release(connection)
-        return answer
+        return exchange.complete(answer.status, end_to_end(answer.headers), b"".join(answer.chunks))
 
-    async def _connection(self, deadline: float) -> _Connection:
+    def _idle_connection(self) -> _Connection | None:
         while self._idle:
             connection = self._idle.pop()
             if not connection.closed:
                 return connection
+        return None
+
+    async def _connection(self, deadline: float) -> _Connection:
         loop = asyncio.get_running_loop()
         while self._open >= _POOL_SIZE:
             waiter = loop.create_future()
@@ -298,10 +299,9 @@ class Upstream:
                 await _within(waiter, deadline)
             except TimeoutError:
                 raise _timed_out(self.timeout) from None
-            while self._idle:
-                connection = self._idle.pop()
-                if not connection.closed:
-                    return connection
+            connection = self._idle_connection()
+            if connection is not None:
+                return connection
         self._open += 1
         try:
             connecting = loop.create_task(
