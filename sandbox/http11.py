@@ -25,7 +25,7 @@ This module does what the sandbox needs and no more:
 
 The handler (``sandbox.server.WsgiBridge.handle``) is a coroutine given a
 :class:`Request`; it answers with :meth:`Request.respond`. It runs at once, inside
-``data_received`` (``sandbox.eager``: a task only if it waits); the answer's head is
+``data_received`` (``sandbox.eager``: carried on without a task if it waits); the answer's head is
 ``sandbox.http11_head``'s.
 """
 
@@ -40,7 +40,7 @@ from typing import Any
 
 import httptools
 
-from sandbox.eager import run_eagerly
+from sandbox.eager import Driven, run_eagerly
 from sandbox.errors import MalformedRequest, envelope
 from sandbox.http11_head import answer_head, has_body
 
@@ -130,6 +130,7 @@ class Connection(asyncio.Protocol):
         self._reading = True
         self._writable = True
         self._continue = False  # a 100 Continue owed once the requests before are answered
+        self.waiting: Driven | None = None  # the request being handled, while it waits
 
     # -- asyncio's callbacks
 
@@ -274,7 +275,7 @@ class Connection(asyncio.Protocol):
                 continue
             self._busy = True
             if not self._start(request):
-                break  # a task carries it on; its end calls _finished
+                break  # it waits: carried on, its end calls _finished
             self._finished(request)
         if self._lost or self.transport is None:
             return
@@ -293,10 +294,13 @@ class Connection(asyncio.Protocol):
                 self.transport.resume_reading()
 
     def _start(self, request: Request) -> bool:
-        """Run the handler until it ends (True) or waits (False: a task carries it on)."""
-        return run_eagerly(self.server.handler(request), lambda: self._ended(request))
+        """Run the handler until it ends (True) or waits (False: ``self.waiting`` carries
+        it on)."""
+        self.waiting = run_eagerly(self.server.handler(request), lambda: self._ended(request))
+        return self.waiting is None
 
     def _ended(self, request: Request) -> None:
+        self.waiting = None
         self._finished(request)
         self._serve_next()
 
@@ -444,8 +448,17 @@ class HttpServer:
             try:
                 await asyncio.wait_for(asyncio.shield(self._all_closed), grace)
             except TimeoutError:
-                for connection in list(self.connections):
+                left = list(self.connections)
+                for connection in left:
+                    if connection.waiting is not None:
+                        connection.waiting.cancel()
                     if connection.transport is not None:
                         connection.transport.abort()
+                # Their cancellations run (each a loop turn or so), as asyncio's runner
+                # would run a cancelled task's to its end.
+                for _ in range(10):
+                    if all(connection.waiting is None for connection in left):
+                        break
+                    await asyncio.sleep(0)
         for task in self._opening:
             task.cancel()

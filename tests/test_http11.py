@@ -382,14 +382,21 @@ def test_stopping_closes_idle_connections_and_finishes_the_requests_in_flight():
 
 
 def test_stopping_aborts_what_outlasts_the_grace():
+    seen: list[str] = []
+
     async def handler(request: Request) -> None:
-        await asyncio.sleep(30)
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            seen.append("cancelled")  # as a task's would be: its clean-up runs
+            raise
 
     async def test(served: _Served) -> None:
         reader, writer = await served.connect()
         writer.write(_get("/forever"))
         await asyncio.sleep(0.05)
         await served.server.stop(0.2)
+        assert seen == ["cancelled"]
         assert await _closed(reader)
 
     _run(test, handler)
