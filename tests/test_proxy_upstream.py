@@ -260,6 +260,8 @@ def test_a_slow_upstream_times_out_and_its_connection_is_dropped():
             assert asyncio.get_running_loop().time() - started < 0.9
             await asyncio.sleep(0.05)
             assert upstream._open == 0 and not upstream._idle
+            # Nothing out: the one timer that checks what is overdue is not running.
+            assert not upstream._due and upstream._sweeper is None
             await upstream.close()
 
     _run(test)
