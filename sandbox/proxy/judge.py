@@ -39,6 +39,8 @@ class ResponseJudge:
     def __init__(self, contract: Contract) -> None:
         self.contract = contract
         self._bodies: dict[tuple[Any, ...], tuple[dict[str, str], ...]] = {}
+        # (operation id, status) -> the documented answer's key, None for undocumented.
+        self._keys: dict[tuple[str, int], str | None] = {}
         # operation id -> status key ("200", "4XX", "default") -> (JSON?, codes, headers)
         self.answers: dict[str, dict[str, tuple[bool, frozenset[str], list[_Header]]]] = {}
         for item in contract.document.get("paths", {}).values():
@@ -71,10 +73,12 @@ class ResponseJudge:
         """The answer's problems; ``head``: a HEAD answer, which has GET's headers and no
         body to judge."""
         documented = self.answers[operation_id]
-        key = next(
-            (k for k in (str(status), f"{str(status)[0]}XX", "default") if k in documented),
-            None,
-        )
+        key = self._keys.get((operation_id, status), "")
+        if key == "":
+            key = self._keys[(operation_id, status)] = next(
+                (k for k in (str(status), f"{str(status)[0]}XX", "default") if k in documented),
+                None,
+            )
         if key is None:
             listed = ", ".join(sorted(documented))
             return [
