@@ -1,4 +1,5 @@
-"""sandbox.proxy.path.Served: the proxy's request reads as werkzeug's Request would."""
+"""sandbox.proxy.path: the proxy's request (Served) reads as werkzeug's Request would, and the
+keys it knows (for the journal's tenant) are the ring's, remembered within a bound."""
 
 from __future__ import annotations
 
@@ -26,3 +27,31 @@ def test_method_and_path_read_as_werkzeug_reads_them(path_info, method):
     assert (served.method, served.path) == (werkzeug.method, werkzeug.path)
     assert served.environ is environ and served.max_content_length == 1000
     assert served.get_data() == b"{}"
+
+
+def test_keys_are_known_as_the_ring_knows_them_and_remembered_within_a_bound(monkeypatch):
+    from sandbox.app import create_app
+    from sandbox.config import Settings
+    from sandbox.proxy import path as path_module
+
+    app = create_app(Settings(upstream="http://127.0.0.1:9"))
+    proxy = app.sandbox_ahead.__self__
+    assert isinstance(proxy, path_module.ProxyPath)
+    ring = proxy.sandbox.keyring
+    asked: list[str] = []
+    authenticate = ring.authenticate
+
+    def counted(presented):
+        asked.append(presented)
+        return authenticate(presented)
+
+    monkeypatch.setattr(ring, "authenticate", counted)
+    monkeypatch.setattr(path_module, "_KNOWN_KEYS", 3)
+    assert proxy._known("qpk_test_sandbox").tenant == authenticate("qpk_test_sandbox").tenant
+    assert proxy._known("qpk_test_sandbox") is proxy._known("qpk_test_sandbox")
+    assert proxy._known("not-a-key") is None and proxy._known("not-a-key") is None
+    assert proxy._known(None) is None and proxy._known("") is None
+    assert asked == ["qpk_test_sandbox", "not-a-key"]  # each asked of the ring once
+    for other in ("a", "b", "c"):
+        proxy._known(other)
+    assert len(proxy.known_keys) <= 3  # bounded: forgotten all at once when full

@@ -67,6 +67,8 @@ VIOLATIONS_HEADER = "X-Sandbox-Violations"
 _CLIENT_ERRORS = ("MALFORMED_JSON", "UNSUPPORTED_MEDIA_TYPE", "VALIDATION_ERROR")
 # What an upstream that lacks an operation answers (--fallback sandbox answers instead).
 FALLBACK_STATUSES = frozenset({404, 405, 501})
+_KNOWN_KEYS = 1024  # presented keys remembered (ProxyPath._known), then all forgotten
+_UNSEEN = object()
 
 
 class ProxyPath(FastPath):
@@ -75,6 +77,25 @@ class ProxyPath(FastPath):
         self.judge = ResponseJudge(self.sandbox.contract)
         record = self.sandbox.settings.record
         self.recorder = Recorder(record) if record is not None else None
+        self.known_keys: dict[str, ApiKey | None] = {}
+
+    def _known(self, presented: str | None) -> ApiKey | None:
+        """The sandbox's key of that value, if it has an active one. Remembered for the
+        last keys seen: the ring never changes while the process runs, and hashing the
+        presented key was most of this per exchange."""
+        if not presented:
+            return None
+        known = self.known_keys
+        found = known.get(presented, _UNSEEN)
+        if found is _UNSEEN:
+            try:
+                found = self.sandbox.keyring.authenticate(presented)
+            except InvalidApiKey:
+                found = None
+            if len(known) >= _KNOWN_KEYS:
+                known.clear()
+            known[presented] = found
+        return found  # type: ignore[return-value]
 
     def ahead(self, environ: dict[str, Any]) -> None:
         return None  # nothing to count before: the upstream limits, the fallback's run inline
@@ -127,7 +148,7 @@ class ProxyPath(FastPath):
         sandbox = self.sandbox
         call.operation_id = op.operation_id
         presented = req.environ.get(API_KEY_ENVIRON)
-        call.api_key = _known(sandbox, presented)
+        call.api_key = self._known(presented)
         if not presented:
             missing = {"path": "header:X-API-Key", "message": "Missing API key."}
             call.request_problems = [missing]
@@ -320,13 +341,6 @@ class RelayedHeaders:
 
 def _sent(response: Response | Relayed) -> tuple[int, list[tuple[str, str]], bytes]:
     return response.status_code, response.headers.to_wsgi_list(), response.get_data()
-
-
-def _known(sandbox: Any, presented: str | None) -> ApiKey | None:
-    try:
-        return sandbox.keyring.authenticate(presented)
-    except InvalidApiKey:
-        return None
 
 
 def _finished(
