@@ -1,5 +1,6 @@
-"""sandbox.proxy.path: the proxy's request (Served) reads as werkzeug's Request would, and the
-keys it knows (for the journal's tenant) are the ring's, remembered within a bound."""
+"""sandbox.proxy.path: the proxy's request (Served) reads as werkzeug's Request would; the
+keys it knows (for the journal's tenant) are the ring's, remembered within a bound; the
+upstream's headers (RelayedHeaders) are set as werkzeug's Headers would set them."""
 
 from __future__ import annotations
 
@@ -55,3 +56,20 @@ def test_keys_are_known_as_the_ring_knows_them_and_remembered_within_a_bound(mon
     for other in ("a", "b", "c"):
         proxy._known(other)
     assert len(proxy.known_keys) <= 3  # bounded: forgotten all at once when full
+
+
+def test_relayed_headers_keep_the_upstream_s_order_and_set_any_case_once():
+    from sandbox.proxy.path import RelayedHeaders
+
+    headers = RelayedHeaders([("Content-Type", "application/json"), ("x-sandbox-source", "x")])
+    assert headers.get("content-type") == "application/json" and headers.get("Nope") is None
+    headers["X-Sandbox-Source"] = "upstream"  # the upstream's own, in any case, replaced
+    headers.extend([("X-RateLimit-Limit", "100")])
+    headers["x-ratelimit-limit"] = "99"  # one added after the first set is known too
+    headers["X-Sandbox-Violations"] = "0"
+    assert headers.to_wsgi_list() == [
+        ("Content-Type", "application/json"),
+        ("X-Sandbox-Source", "upstream"),
+        ("x-ratelimit-limit", "99"),
+        ("X-Sandbox-Violations", "0"),
+    ]

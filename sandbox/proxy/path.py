@@ -290,9 +290,9 @@ class Served:
 class Relayed:
     """The upstream's answer on its way back, as ``pipeline.finish`` and the recording
     read it: its status, its headers (:class:`RelayedHeaders`) and its body. Not a
-    werkzeug Response: building one and setting headers through its checks was a third
-    of the proxy's own work per exchange (bench/proxy.py), for an answer that goes out
-    as it came."""
+    werkzeug Response: building one and setting headers through its checks was ~20 us of
+    the ~145 us of Python the proxy spent per exchange (measured in-process), for an
+    answer that goes out as it came."""
 
     __slots__ = ("status_code", "headers", "body")
 
