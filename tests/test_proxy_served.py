@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from werkzeug import Request
+from werkzeug.datastructures import Headers
 
 from sandbox.netfaults import BODY_KEY
 from sandbox.proxy.path import Served
@@ -61,15 +62,25 @@ def test_keys_are_known_as_the_ring_knows_them_and_remembered_within_a_bound(mon
 def test_relayed_headers_keep_the_upstream_s_order_and_set_any_case_once():
     from sandbox.proxy.path import RelayedHeaders
 
-    headers = RelayedHeaders([("Content-Type", "application/json"), ("x-sandbox-source", "x")])
-    assert headers.get("content-type") == "application/json" and headers.get("Nope") is None
-    headers["X-Sandbox-Source"] = "upstream"  # the upstream's own, in any case, replaced
-    headers.extend([("X-RateLimit-Limit", "100")])
-    headers["x-ratelimit-limit"] = "99"  # one added after the first set is known too
-    headers["X-Sandbox-Violations"] = "0"
-    assert headers.to_wsgi_list() == [
+    sent = [
+        ("x-sandbox-source", "x"),
         ("Content-Type", "application/json"),
-        ("X-Sandbox-Source", "upstream"),
-        ("x-ratelimit-limit", "99"),
-        ("X-Sandbox-Violations", "0"),
+        ("X-Sandbox-Source", "y"),
     ]
+    headers, werkzeug = RelayedHeaders(list(sent)), Headers(sent)
+    assert headers.get("content-type") == "application/json" and headers.get("Nope") is None
+    for each in (headers, werkzeug):
+        each["X-Sandbox-Source"] = "upstream"  # the upstream's own, any case, replaced
+        each.extend([("X-RateLimit-Limit", "100")])
+        each["x-ratelimit-limit"] = "99"  # one added after the first set is known too
+        each["X-Sandbox-Violations"] = "0"
+    assert (
+        headers.to_wsgi_list()
+        == werkzeug.to_wsgi_list()
+        == [
+            ("X-Sandbox-Source", "upstream"),
+            ("Content-Type", "application/json"),
+            ("x-ratelimit-limit", "99"),
+            ("X-Sandbox-Violations", "0"),
+        ]
+    )

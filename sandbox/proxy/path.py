@@ -326,10 +326,16 @@ class RelayedHeaders:
         names = self._names
         if names is None:
             names = self._names = {n.lower() for n, _ in self.pairs}
-        if low in names:
-            self.pairs = [(n, v) for n, v in self.pairs if n.lower() != low]
-        self.pairs.append((name, value))
-        names.add(low)
+        if low not in names:
+            self.pairs.append((name, value))
+            names.add(low)
+            return
+        # As werkzeug's Headers.set: the first of that name replaced where it stands,
+        # any others dropped.
+        pairs = self.pairs
+        at = next(i for i, (n, _) in enumerate(pairs) if n.lower() == low)
+        rest = [pair for pair in pairs[at + 1 :] if pair[0].lower() != low]
+        self.pairs = [*pairs[:at], (name, value), *rest]
 
     def get(self, name: str, default: str | None = None) -> str | None:
         low = name.lower()
