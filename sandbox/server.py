@@ -80,8 +80,9 @@ class WsgiBridge:
         }
 
     async def handle(self, request: Request) -> None:
-        """Answer ``request``. Runs inside the server's protocol callback until its first
-        wait (``sandbox.eager``): no ``asyncio.timeout()`` before an ``await`` that waits."""
+        """Answer ``request``. Runs inside the server's protocol callback, and after a wait
+        from its future's callback, never in a task (``sandbox.eager``): no
+        ``asyncio.timeout()`` or ``asyncio.wait_for()`` here or below."""
         started = time.perf_counter()
         try:
             await self._handle(request, started)

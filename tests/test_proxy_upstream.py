@@ -323,7 +323,7 @@ def test_documented_integer_headers_are_judged_as_http_integers(limit, remaining
 
 def _outside_any_task(monkeypatch) -> Callable[[Awaitable[object]], asyncio.Future[object]]:
     """Runs a relay as the server runs a request: started from a protocol callback, outside
-    any task, until its first wait (sandbox.eager). And asyncio's timeouts made as strict as
+    any task (sandbox.eager). And asyncio's timeouts made as strict as
     Python 3.12's, where they need a task: the proxy's first connection failed there."""
     from sandbox.eager import run_eagerly
 

@@ -394,8 +394,7 @@ def _raw(text: str) -> bytes:
 async def _within(future: asyncio.Future[Any], deadline: float) -> Any:
     """``future``'s result, or TimeoutError (and ``future`` cancelled) at the loop time
     ``deadline``. Not ``asyncio.wait_for``: from Python 3.12 it needs a task, and a
-    request runs outside one until its first wait (``sandbox.eager``), which is where a
-    proxy's first connection is made."""
+    request never runs in one (``sandbox.eager``)."""
     expired = False
 
     def expire() -> None:
